@@ -27,14 +27,9 @@ class Event(models.Model):
     """
 
     kind = models.CharField(_("kind"), max_length=16, choices=EventKind.choices)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="personalization_events",
-        verbose_name=_("user"),
-    )
+    # The signed-in shopper's user primary key, as text. Imported history may name shoppers who
+    # have no account (yet); their events join the account whose key matches.
+    user_id = models.CharField(_("user id"), max_length=64, blank=True)
     session_key = models.CharField(_("session key"), max_length=40, blank=True, db_index=True)
     # The host's product primary key, as text so any key type fits. Imported history may
     # name products the store no longer sells.
@@ -54,7 +49,7 @@ class Event(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["user", "created_at"], name="pers_event_user_time"),
+            models.Index(fields=["user_id", "created_at"], name="pers_event_user_time"),
             models.Index(fields=["kind", "created_at"], name="pers_event_kind_time"),
         ]
         verbose_name = _("event")

@@ -1,0 +1,226 @@
+"""The only code that knows the host store's models.
+
+`StoreAdapter` is the extension point: a store whose data does not live in Django models
+subclasses it (or calls `personalization.track()`). `ModelAdapter` is the ready subclass
+configured entirely by the `PERSONALIZATION` settings (model paths and field names).
+"""
+import functools
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.db.models.signals import post_save
+
+from personalization.conf import settings
+
+
+@dataclass(frozen=True)
+class CartLineInfo:
+    user_id: object
+    session_key: str
+    product_id: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class OrderLineInfo:
+    line_id: str
+    order_id: str
+    user_id: object
+    product_id: str
+    quantity: int
+    unit_price: Decimal | None
+    ordered_at: object
+
+
+@dataclass(frozen=True)
+class ProductInfo:
+    id: str
+    title: str
+    category: str
+    price: Decimal | None
+    stock: int | None
+    active: bool
+    url: str
+
+
+class StoreAdapter:
+    """What the plugin asks of a store. Override the methods your store can answer."""
+
+    #: Model classes whose signals are observed; None when the store's cart is not a model.
+    cart_line_model = None
+    order_line_model = None
+
+    def cart_line(self, line):
+        """A cart line instance -> CartLineInfo."""
+        raise NotImplementedError
+
+    def order_lines(self, order):
+        """An order -> its lines as a list of OrderLineInfo."""
+        raise NotImplementedError
+
+    def order_placed_signal(self):
+        """(signal, sender) marking a placed order, or None when orders are not models."""
+        return None
+
+    def order_from_signal(self, **kwargs):
+        """The order object from the keyword arguments of the order-placed signal."""
+        return kwargs.get("order") or kwargs.get("instance")
+
+    def products(self, product_ids):
+        """Product ids -> {id: ProductInfo} for the ones that exist."""
+        raise NotImplementedError
+
+
+def resolve_model(setting_name):
+    """The model a `*_MODEL` setting names, or ImproperlyConfigured with the fix."""
+    label = getattr(settings, setting_name)
+    if not label:
+        raise ImproperlyConfigured(f"PERSONALIZATION[{setting_name!r}] is not set; use 'app_label.ModelName'.")
+    try:
+        return apps.get_model(label, require_ready=False)
+    except (LookupError, ValueError) as exc:
+        raise ImproperlyConfigured(
+            f"PERSONALIZATION[{setting_name!r}] = {label!r} is not an installed model ('app_label.ModelName')."
+        ) from exc
+
+
+def resolve_field_path(model, path):
+    """Walks a `__` lookup from `model`; returns the final field, raising FieldDoesNotExist when broken."""
+    field = None
+    for part in path.split("__"):
+        if model is None:
+            raise FieldDoesNotExist(f"{path!r}: {part!r} follows a field that is not a relation")
+        field = model._meta.get_field(part)
+        model = field.related_model if field.is_relation else None
+    return field
+
+
+def read_path(instance, path):
+    """The value at a `__` lookup on an instance, using foreign-key ids to avoid extra queries."""
+    if path == "pk":
+        return instance.pk
+    parts = path.split("__")
+    for part in parts[:-1]:
+        instance = getattr(instance, part)
+        if instance is None:
+            return None
+    last = parts[-1]
+    try:
+        field = instance._meta.get_field(last)
+    except FieldDoesNotExist:
+        value = getattr(instance, last)
+        return value() if callable(value) else value
+    return getattr(instance, field.attname) if field.is_relation and field.many_to_one else getattr(instance, last)
+
+
+def _as_id(value):
+    return None if value is None else str(value)
+
+
+class ModelAdapter(StoreAdapter):
+    """A store whose products, cart lines and order lines are Django models named in settings."""
+
+    def __init__(self):
+        self.product_fields = settings.PRODUCT_FIELDS
+        self.cart_fields = settings.CART_LINE_FIELDS
+        self.order_fields = settings.ORDER_LINE_FIELDS
+        self.product_model = resolve_model("PRODUCT_MODEL")
+        self.cart_line_model = resolve_model("CART_LINE_MODEL") if settings.CART_LINE_MODEL else None
+        self.order_line_model = resolve_model("ORDER_LINE_MODEL") if settings.ORDER_LINE_MODEL else None
+
+    # Cart lines
+    def cart_line(self, line):
+        fields = self.cart_fields
+        quantity = read_path(line, fields["quantity"])
+        return CartLineInfo(
+            user_id=read_path(line, fields["user"]) if fields.get("user") else None,
+            session_key=(read_path(line, fields["session_key"]) or "") if fields.get("session_key") else "",
+            product_id=_as_id(read_path(line, fields["product"])),
+            quantity=int(quantity or 0),
+        )
+
+    # Orders
+    def order_model(self):
+        return resolve_field_path(self.order_line_model, self.order_fields["order"]).related_model
+
+    def order_placed_signal(self):
+        if self.order_line_model is None:
+            return None
+        if settings.ORDER_PLACED_SIGNAL is not None:
+            return settings.ORDER_PLACED_SIGNAL, None
+        return post_save, self.order_model()
+
+    def order_lines(self, order):
+        fields = self.order_fields
+        names = ["line_id", "order_id", "user_id", "product_id", "quantity", "unit_price", "ordered_at"]
+        lookups = [
+            "pk",
+            fields["order"],
+            fields.get("user"),
+            fields["product"],
+            fields.get("quantity"),
+            fields.get("unit_price"),
+            fields.get("ordered_at"),
+        ]
+        present = [lookup for lookup in lookups if lookup]
+        rows = self.order_line_model._default_manager.filter(**{fields["order"]: order}).values_list(*present)
+        lines = []
+        for row in rows:
+            values = dict(zip(present, row))
+            raw = {name: values.get(lookup) if lookup else None for name, lookup in zip(names, lookups)}
+            lines.append(
+                OrderLineInfo(
+                    line_id=_as_id(raw["line_id"]),
+                    order_id=_as_id(raw["order_id"]),
+                    user_id=raw["user_id"],
+                    product_id=_as_id(raw["product_id"]),
+                    quantity=int(raw["quantity"] if raw["quantity"] is not None else 1),
+                    unit_price=raw["unit_price"],
+                    ordered_at=raw["ordered_at"],
+                )
+            )
+        return lines
+
+    # Products
+    def products(self, product_ids):
+        fields = self.product_fields
+        related = [path.rsplit("__", 1)[0] for path in fields.values() if path and "__" in path]
+        queryset = self.product_model._default_manager.filter(pk__in=list(product_ids))
+        if related:
+            queryset = queryset.select_related(*related)
+        found = {}
+        for product in queryset:
+            get = lambda key: read_path(product, fields[key]) if fields.get(key) else None  # noqa: E731
+            category = get("category")
+            found[str(product.pk)] = ProductInfo(
+                id=str(product.pk),
+                title=str(get("title") or product),
+                category="" if category is None else str(category),
+                price=get("price"),
+                stock=get("stock"),
+                active=True if get("active") is None else bool(get("active")),
+                url=get("url") or "",
+            )
+        return found
+
+
+@functools.cache
+def get_adapter():
+    """The configured adapter instance (cached; rebuilt when PERSONALIZATION changes)."""
+    adapter_class = settings.ADAPTER
+    if not (isinstance(adapter_class, type) and issubclass(adapter_class, StoreAdapter)):
+        raise ImproperlyConfigured("PERSONALIZATION['ADAPTER'] must name a StoreAdapter subclass.")
+    return adapter_class()
+
+
+def _reset(*, setting, **kwargs):
+    if setting == "PERSONALIZATION":
+        get_adapter.cache_clear()
+
+
+setting_changed.connect(_reset, dispatch_uid="personalization.adapters.reset")
+
+__all__ = ["StoreAdapter", "ModelAdapter", "get_adapter", "CartLineInfo", "OrderLineInfo", "ProductInfo"]

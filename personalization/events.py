@@ -1,0 +1,178 @@
+"""Recording shopper events: validated, deduplicated, written when the surrounding transaction commits.
+
+Receivers and `personalization.track()` come through here. Writing never raises into the host:
+a failed write is logged with the events it could not store.
+"""
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from personalization.conf import settings
+from personalization.models import Event, EventKind, EventSource
+from personalization import privacy
+from personalization.privacy import is_opted_out
+
+logger = logging.getLogger("personalization.events")
+
+KINDS = frozenset(EventKind.values)
+
+
+class InvalidEvent(ValueError):
+    """An event that cannot be recorded as given; the message says which field and why."""
+
+
+@dataclass
+class Shopper:
+    """Who did it: a signed-in user, or an anonymous session."""
+
+    user_id: object = None
+    session_key: str = ""
+
+    def __bool__(self):
+        return bool(self.user_id or self.session_key)
+
+
+@dataclass
+class NewEvent:
+    kind: str
+    product_id: str
+    shopper: Shopper
+    quantity: int = 1
+    unit_price: Decimal | None = None
+    order_id: str = ""
+    recommendation_id: str = ""
+    category: str = ""
+    dedupe_key: str | None = None
+    source: str = EventSource.LIVE
+    data: dict = field(default_factory=dict)
+    created_at: datetime | None = None
+
+    def validate(self):
+        if self.kind not in KINDS:
+            raise InvalidEvent(f"kind: {self.kind!r} is not one of {', '.join(sorted(KINDS))}")
+        if self.product_id in (None, ""):
+            raise InvalidEvent("product_id: required")
+        self.product_id = str(self.product_id)
+        if len(self.product_id) > 64:
+            raise InvalidEvent("product_id: at most 64 characters")
+        if not self.shopper:
+            raise InvalidEvent("shopper: an event needs a user or a session key")
+        try:
+            self.quantity = int(self.quantity)
+        except (TypeError, ValueError):
+            raise InvalidEvent(f"quantity: {self.quantity!r} is not a whole number") from None
+        if self.quantity <= 0:
+            raise InvalidEvent("quantity: must be positive (removals are their own kind)")
+        if self.unit_price is not None:
+            try:
+                self.unit_price = Decimal(str(self.unit_price))
+            except InvalidOperation:
+                raise InvalidEvent(f"unit_price: {self.unit_price!r} is not a number") from None
+        return self
+
+    def to_model(self):
+        return Event(
+            kind=self.kind,
+            product_id=self.product_id,
+            user_id=str(self.shopper.user_id or ""),
+            session_key="" if self.shopper.user_id else self.shopper.session_key,
+            quantity=self.quantity,
+            unit_price=self.unit_price,
+            order_id=str(self.order_id or ""),
+            recommendation_id=self.recommendation_id or "",
+            category=self.category or "",
+            dedupe_key=self.dedupe_key,
+            source=self.source,
+            data=self.data or {},
+            created_at=self.created_at or timezone.now(),
+        )
+
+
+def record(kind, product_id, *, user_id=None, session_key="", **fields):
+    """Records one event on commit. Returns False when it is not recorded (opt-out, switched off,
+    a repeated view); raises InvalidEvent for input that can never be recorded."""
+    return bulk_record([NewEvent(kind, product_id, Shopper(user_id, session_key or ""), **fields)]) == 1
+
+
+def bulk_record(new_events):
+    """Records many events in one write on commit; returns how many were accepted."""
+    if not settings.RECORD_EVENTS:
+        return 0
+    accepted = []
+    for event in new_events:
+        event.validate()
+        shopper = event.shopper
+        if is_opted_out(shopper.user_id, shopper.session_key):
+            continue
+        if event.kind == EventKind.VIEW and not _first_view_in_window(event):
+            continue
+        accepted.append(event.to_model())
+    if accepted:
+        transaction.on_commit(lambda: _write(accepted))
+    return len(accepted)
+
+
+def _first_view_in_window(event):
+    seconds = settings.VIEW_DEDUPE_SECONDS
+    if not seconds:
+        return True
+    shopper = event.shopper
+    key = f"personalization:view:{shopper.user_id or ''}:{shopper.session_key}:{event.product_id}"
+    return cache.add(key, 1, seconds)
+
+
+def _write(events):
+    try:
+        Event.objects.bulk_create(events, ignore_conflicts=True)
+    except Exception:
+        logger.exception(
+            "Could not store %d event(s): %s",
+            len(events),
+            [(e.kind, e.product_id, e.user_id, e.session_key, e.quantity, e.dedupe_key) for e in events],
+        )
+
+
+def shopper_from(request_or_user):
+    """The Shopper behind a request (creating the session key if needed) or a user."""
+    user = getattr(request_or_user, "user", request_or_user)
+    if getattr(user, "is_authenticated", False):
+        return Shopper(user_id=user.pk)
+    session = getattr(request_or_user, "session", None)
+    if session is None:
+        return Shopper()
+    if not session.session_key:
+        session.save()
+    return Shopper(session_key=session.session_key)
+
+
+def record_for(request_or_user, kind, product_id, quantity=1, **fields):
+    """`personalization.track()`: records for the shopper behind a request or user; never raises."""
+    try:
+        shopper = shopper_from(request_or_user)
+        return bulk_record([NewEvent(kind, product_id, shopper, quantity=quantity, **fields)]) == 1
+    except Exception:
+        logger.exception("Could not record %s of product %s", kind, product_id)
+        return False
+
+
+def merge_session(session_keys, user):
+    """Attaches an anonymous shopper's events to the user who just logged in.
+
+    A session that opted out passes its choice on to the user; events of a user who opted out
+    are erased instead of merged.
+    """
+    keys = [key for key in set(session_keys) if key]
+    if not keys:
+        return 0
+    anonymous = Event.objects.filter(session_key__in=keys, user_id="")
+    if any(is_opted_out(session_key=key) for key in keys) and not is_opted_out(user_id=user.pk):
+        privacy.opt_out(user=user)
+    if is_opted_out(user_id=user.pk):
+        anonymous.delete()
+        return 0
+    return anonymous.update(user_id=str(user.pk), session_key="")

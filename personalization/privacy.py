@@ -1,0 +1,71 @@
+"""Shoppers' privacy: opt-out, erasure and retention."""
+from datetime import timedelta
+
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from personalization.conf import settings
+from personalization.models import Event, OptOut
+
+_CACHE_SECONDS = 300
+
+
+def _cache_key(user_id, session_key):
+    return f"personalization:optout:u{user_id}" if user_id else f"personalization:optout:s{session_key}"
+
+
+def is_opted_out(user_id=None, session_key=""):
+    """True when this shopper asked not to be tracked or personalized (cached briefly)."""
+    if not user_id and not session_key:
+        return False
+    key = _cache_key(user_id, session_key)
+    answer = cache.get(key)
+    if answer is None:
+        owner = {"user__pk": user_id} if user_id else {"session_key": session_key}
+        try:
+            answer = OptOut.objects.filter(**owner).exists()
+        except (TypeError, ValueError):  # a shopper key that is not a user primary key has no account
+            answer = False
+        cache.set(key, answer, _CACHE_SECONDS)
+    return answer
+
+
+def opt_out(user=None, session_key=""):
+    """Stops tracking and personalization for a shopper and erases what was recorded about them."""
+    with transaction.atomic():
+        if user is not None:
+            OptOut.objects.get_or_create(user=user)
+        else:
+            OptOut.objects.get_or_create(session_key=session_key)
+        forget(user=user, session_key=session_key)
+    cache.set(_cache_key(getattr(user, "pk", None), session_key), True, _CACHE_SECONDS)
+
+
+def opt_in(user=None, session_key=""):
+    """Undoes opt_out: tracking and personalization resume from now on."""
+    owner = {"user": user} if user is not None else {"session_key": session_key}
+    OptOut.objects.filter(**owner).delete()
+    cache.delete(_cache_key(getattr(user, "pk", None), session_key))
+
+
+def forget(user=None, session_key="", user_id=None):
+    """Erases every event of a shopper. Returns the number of events deleted."""
+    user_id = user_id or getattr(user, "pk", None)
+    if user_id:
+        deleted, _ = Event.objects.filter(user_id=str(user_id)).delete()
+    elif session_key:
+        deleted, _ = Event.objects.filter(session_key=session_key, user_id="").delete()
+    else:
+        raise ValueError("forget() needs a user or a session key")
+    return deleted
+
+
+def purge_expired_events(now=None):
+    """Deletes events older than RETENTION_DAYS. Returns the number deleted (0 when retention is off)."""
+    days = settings.RETENTION_DAYS
+    if days is None:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    deleted, _ = Event.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

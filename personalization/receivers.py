@@ -1,0 +1,136 @@
+"""Short handlers from the host's signals to `events`. They never raise into the host store."""
+import functools
+import logging
+
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in
+from django.db import transaction
+from django.db.models.signals import post_delete, post_init, post_save
+
+from personalization import events, privacy
+from personalization.adapters import get_adapter
+from personalization.models import EventKind
+
+logger = logging.getLogger("personalization.receivers")
+
+# The quantity a cart line had when loaded or last saved, kept on the instance to compute deltas.
+_BASELINE = "_personalization_quantity"
+
+
+def never_raise(handler):
+    @functools.wraps(handler)
+    def guarded(*args, **kwargs):
+        try:
+            handler(*args, **kwargs)
+        except Exception:
+            logger.exception("Personalization receiver %s failed; the store carries on", handler.__name__)
+
+    return guarded
+
+
+@never_raise
+def cart_line_loaded(sender, instance, **kwargs):
+    quantity_field = get_adapter().cart_fields["quantity"]
+    setattr(instance, _BASELINE, instance.__dict__.get(quantity_field, 0) if instance.pk is not None else 0)
+
+
+@never_raise
+def cart_line_saved(sender, instance, raw=False, **kwargs):
+    if raw:
+        return
+    line = get_adapter().cart_line(instance)
+    before = getattr(instance, _BASELINE, 0)
+    setattr(instance, _BASELINE, line.quantity)
+    delta = line.quantity - before
+    if delta:
+        kind = EventKind.CART_ADD if delta > 0 else EventKind.CART_REMOVE
+        events.record(kind, line.product_id, user_id=line.user_id, session_key=line.session_key, quantity=abs(delta))
+
+
+@never_raise
+def cart_line_deleted(sender, instance, **kwargs):
+    line = get_adapter().cart_line(instance)
+    quantity = getattr(instance, _BASELINE, line.quantity) or line.quantity
+    if quantity > 0:
+        events.record(
+            EventKind.CART_REMOVE, line.product_id, user_id=line.user_id, session_key=line.session_key, quantity=quantity
+        )
+
+
+def purchase_events(order):
+    """One purchase event per order line, keyed by the line so re-recording adds nothing."""
+    return [
+        events.NewEvent(
+            kind=EventKind.PURCHASE,
+            product_id=line.product_id,
+            shopper=events.Shopper(user_id=line.user_id),
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            order_id=line.order_id,
+            dedupe_key=f"purchase:{line.line_id}",
+            created_at=line.ordered_at,
+        )
+        for line in get_adapter().order_lines(order)
+        if line.user_id is not None and line.quantity > 0
+    ]
+
+
+@never_raise
+def record_order(order):
+    events.bulk_record(purchase_events(order))
+
+
+@never_raise
+def order_placed(sender, raw=False, **kwargs):
+    if raw:
+        return
+    order = get_adapter().order_from_signal(**kwargs)
+    if order is not None:
+        # For post_save the lines are written after the order, so read them once the transaction commits.
+        transaction.on_commit(functools.partial(record_order, order))
+
+
+@never_raise
+def shopper_logged_in(sender, request, user, **kwargs):
+    if request is None:
+        return
+    # login() has already cycled the session key; the cookie still holds the anonymous one.
+    keys = [request.COOKIES.get(django_settings.SESSION_COOKIE_NAME), getattr(request.session, "session_key", None)]
+    events.merge_session(keys, user)
+
+
+@never_raise
+def user_deleted(sender, instance, **kwargs):
+    privacy.forget(user_id=instance.pk)
+
+
+def connect():
+    """Connects the handlers to the signals the configured adapter names."""
+    adapter = get_adapter()
+    if adapter.cart_line_model is not None:
+        model = adapter.cart_line_model
+        post_init.connect(cart_line_loaded, sender=model, dispatch_uid="personalization.cart_line_loaded")
+        post_save.connect(cart_line_saved, sender=model, dispatch_uid="personalization.cart_line_saved")
+        post_delete.connect(cart_line_deleted, sender=model, dispatch_uid="personalization.cart_line_deleted")
+    placed = adapter.order_placed_signal()
+    if placed is not None:
+        signal, sender = placed
+        signal.connect(order_placed, sender=sender, dispatch_uid="personalization.order_placed")
+    user_logged_in.connect(shopper_logged_in, dispatch_uid="personalization.shopper_logged_in")
+    post_delete.connect(user_deleted, sender=get_user_model(), dispatch_uid="personalization.user_deleted")
+
+
+def disconnect():
+    """Undoes connect(); used by benchmarks to measure the receivers' cost."""
+    adapter = get_adapter()
+    if adapter.cart_line_model is not None:
+        model = adapter.cart_line_model
+        post_init.disconnect(sender=model, dispatch_uid="personalization.cart_line_loaded")
+        post_save.disconnect(sender=model, dispatch_uid="personalization.cart_line_saved")
+        post_delete.disconnect(sender=model, dispatch_uid="personalization.cart_line_deleted")
+    placed = adapter.order_placed_signal()
+    if placed is not None:
+        signal, sender = placed
+        signal.disconnect(sender=sender, dispatch_uid="personalization.order_placed")
+    user_logged_in.disconnect(dispatch_uid="personalization.shopper_logged_in")
