@@ -1,0 +1,10 @@
+"""The plugin's pages: `path("personalization/", include("personalization.urls"))`."""
+from django.urls import path
+
+from personalization.views import PrivacyView
+
+app_name = "personalization"
+
+urlpatterns = [
+    path("privacy/", PrivacyView.as_view(), name="privacy"),
+]
