@@ -113,7 +113,9 @@ def read_path(instance, path):
     except FieldDoesNotExist:
         value = getattr(instance, last)
         return value() if callable(value) else value
-    return getattr(instance, field.attname) if field.is_relation and field.many_to_one else getattr(instance, last)
+    if field.is_relation and field.concrete and not field.many_to_many:
+        return getattr(instance, field.attname)
+    return getattr(instance, last)
 
 
 def _as_id(value):
@@ -135,6 +137,9 @@ class ModelAdapter(StoreAdapter):
     def cart_line(self, line):
         fields = self.cart_fields
         quantity = read_path(line, fields["quantity"])
+        if hasattr(quantity, "resolve_expression"):  # saved as F("quantity") + n: read the stored value
+            line.refresh_from_db(fields=[fields["quantity"]])
+            quantity = read_path(line, fields["quantity"])
         return CartLineInfo(
             user_id=read_path(line, fields["user"]) if fields.get("user") else None,
             session_key=(read_path(line, fields["session_key"]) or "") if fields.get("session_key") else "",

@@ -1,0 +1,40 @@
+# Thin wrappers; README.md explains each target.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PORT ?= 8000
+DEMO_USERS ?= 600
+DEMO_PRODUCTS ?= 400
+
+.PHONY: demo test install bench clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PIP) install --quiet -r requirements.txt
+	$(PIP) install --quiet --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_catalog --products $(DEMO_PRODUCTS)
+	$(PY) manage.py personalization_demo_data --users $(DEMO_USERS) --if-empty
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	@DJANGO_SUPERUSER_PASSWORD=admin $(PY) manage.py createsuperuser --noinput --username admin --email admin@example.com 2>/dev/null || true
+	@echo ""
+	@echo "  The store:  http://127.0.0.1:$(PORT)/"
+	@echo "  The admin:  http://127.0.0.1:$(PORT)/admin/   user: admin   password: admin"
+	@echo "  A shopper with history:  user: shopper1   password: demo"
+	@echo ""
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) bench/capture.py
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles media
