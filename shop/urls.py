@@ -1,0 +1,39 @@
+"""The demo store's URLs, the admin, and the plugin's API when it is installed."""
+from importlib.util import find_spec
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from shop import views
+
+
+def module_exists(name):
+    try:
+        return find_spec(name) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
+
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("categories/<slug:slug>/", views.category_detail, name="category"),
+    path("products/<slug:slug>/", views.product_detail, name="product"),
+    path("products/<slug:slug>/image.svg", views.product_image, name="product_image"),
+    path("search/", views.search, name="search"),
+    path("cart/", views.cart_detail, name="cart"),
+    path("cart/add/<int:product_id>/", views.cart_add, name="cart_add"),
+    path("cart/update/<int:product_id>/", views.cart_update, name="cart_update"),
+    path("cart/remove/<int:product_id>/", views.cart_remove, name="cart_remove"),
+    path("checkout/", views.checkout, name="checkout"),
+    path("orders/", views.order_history, name="order_history"),
+    path("orders/<int:pk>/", views.order_detail, name="order_detail"),
+    path("orders/<int:pk>/confirmation/", views.order_confirmation, name="order_confirmation"),
+    path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+]
+
+if module_exists("personalization.api.urls"):
+    urlpatterns.append(path("api/personalization/", include("personalization.api.urls")))
