@@ -5,7 +5,7 @@ a failed write is logged with the events it could not store.
 """
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.core.cache import cache
@@ -115,6 +115,23 @@ def bulk_record(new_events):
     if accepted:
         transaction.on_commit(lambda: _write(accepted))
     return len(accepted)
+
+
+def drop_checkout_removals(purchases, window=timedelta(minutes=10)):
+    """Deletes the cart_remove events a checkout caused by emptying the cart: the shopper bought
+    those products, they did not take them out. Returns how many were dropped."""
+    by_shopper = {}
+    for purchase in purchases:
+        if purchase.shopper.user_id and purchase.created_at:
+            since, products = by_shopper.get(str(purchase.shopper.user_id), (purchase.created_at, set()))
+            products.add(purchase.product_id)
+            by_shopper[str(purchase.shopper.user_id)] = (min(since, purchase.created_at), products)
+    dropped = 0
+    for user_id, (since, products) in by_shopper.items():
+        dropped += Event.objects.filter(
+            kind=EventKind.CART_REMOVE, user_id=user_id, product_id__in=products, created_at__gte=since - window
+        ).delete()[0]
+    return dropped
 
 
 def _first_view_in_window(event):

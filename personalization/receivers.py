@@ -78,7 +78,9 @@ def purchase_events(order):
 
 @never_raise
 def record_order(order):
-    events.bulk_record(purchase_events(order))
+    purchases = purchase_events(order)
+    events.bulk_record(purchases)
+    events.drop_checkout_removals(purchases)
 
 
 @never_raise

@@ -33,6 +33,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("personalization/", include("personalization.urls")),
 ]
 
 if module_exists("personalization.api.urls"):
