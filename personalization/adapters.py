@@ -61,6 +61,10 @@ class StoreAdapter:
         """An order -> its lines as a list of OrderLineInfo."""
         raise NotImplementedError
 
+    def order_user_id(self, order):
+        """The buyer's user id of an order object, or None when unknown."""
+        return None
+
     def order_placed_signal(self):
         """(signal, sender) marking a placed order, or None when orders are not models."""
         return None
@@ -150,6 +154,11 @@ class ModelAdapter(StoreAdapter):
     # Orders
     def order_model(self):
         return resolve_field_path(self.order_line_model, self.order_fields["order"]).related_model
+
+    def order_user_id(self, order):
+        order_path, user_path = self.order_fields["order"], self.order_fields.get("user") or ""
+        prefix = f"{order_path}__"
+        return read_path(order, user_path.removeprefix(prefix)) if user_path.startswith(prefix) else None
 
     def order_placed_signal(self):
         if self.order_line_model is None:

@@ -5,11 +5,11 @@ a failed write is logged with the events it could not store.
 """
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from personalization.conf import settings
@@ -113,25 +113,59 @@ def bulk_record(new_events):
             continue
         accepted.append(event.to_model())
     if accepted:
-        transaction.on_commit(lambda: _write(accepted))
+        _write_on_commit(accepted)
     return len(accepted)
 
 
-def drop_checkout_removals(purchases, window=timedelta(minutes=10)):
-    """Deletes the cart_remove events a checkout caused by emptying the cart: the shopper bought
-    those products, they did not take them out. Returns how many were dropped."""
-    by_shopper = {}
-    for purchase in purchases:
-        if purchase.shopper.user_id and purchase.created_at:
-            since, products = by_shopper.get(str(purchase.shopper.user_id), (purchase.created_at, set()))
-            products.add(purchase.product_id)
-            by_shopper[str(purchase.shopper.user_id)] = (min(since, purchase.created_at), products)
-    dropped = 0
-    for user_id, (since, products) in by_shopper.items():
-        dropped += Event.objects.filter(
-            kind=EventKind.CART_REMOVE, user_id=user_id, product_id__in=products, created_at__gte=since - window
-        ).delete()[0]
-    return dropped
+def _write_on_commit(models):
+    """Writes now outside a transaction; inside one, when it commits (see _pending_batch)."""
+    batch = _pending_batch()
+    if batch is None:
+        _write(models)
+    else:
+        batch.events.extend(models)
+
+
+def note_checkout(user_id):
+    """Marks the current transaction as this shopper's checkout: the cart lines it deletes were
+    bought, not taken out, so they are not recorded as cart_remove."""
+    batch = _pending_batch()
+    if batch is not None and user_id is not None:
+        batch.checkout_users.add(str(user_id))
+
+
+class _Batch:
+    """The events of one transaction (one savepoint level), written in one INSERT on commit.
+
+    It lives in Django's on_commit list, so a rollback discards it with everything else the
+    transaction scheduled; later events join it while it is still the last callback there."""
+
+    def __init__(self):
+        self.events = []
+        self.checkout_users = set()
+        self.done = False
+
+    def __call__(self):
+        self.done = True
+        events = [
+            e for e in self.events if not (e.kind == EventKind.CART_REMOVE and e.user_id in self.checkout_users)
+        ]
+        if events:
+            _write(events)
+
+
+def _pending_batch():
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        return None
+    last = connection.run_on_commit[-1] if connection.run_on_commit else None
+    # None marks an atomic block without a savepoint: it cannot roll back on its own.
+    savepoints = set(connection.savepoint_ids) - {None}
+    if last and isinstance(last[1], _Batch) and not last[1].done and last[0] - {None} == savepoints:
+        return last[1]
+    batch = _Batch()
+    transaction.on_commit(batch)
+    return batch
 
 
 def _first_view_in_window(event):
@@ -145,13 +179,25 @@ def _first_view_in_window(event):
 
 def _write(events):
     try:
-        Event.objects.bulk_create(events, ignore_conflicts=True)
+        if len(events) == 1:
+            _insert_one(events[0])
+        else:
+            Event.objects.bulk_create(events, ignore_conflicts=True)
     except Exception:
         logger.exception(
             "Could not store %d event(s): %s",
             len(events),
             [(e.kind, e.product_id, e.user_id, e.session_key, e.quantity, e.dedupe_key) for e in events],
         )
+
+
+def _insert_one(event):
+    """One INSERT in autocommit: a single round trip, where bulk_create() adds BEGIN and COMMIT."""
+    try:
+        event.save(force_insert=True)
+    except IntegrityError:
+        if event.dedupe_key is None or not Event.objects.filter(dedupe_key=event.dedupe_key).exists():
+            raise  # not a duplicate: a real failure, logged by _write
 
 
 def shopper_from(request_or_user):

@@ -78,9 +78,7 @@ def purchase_events(order):
 
 @never_raise
 def record_order(order):
-    purchases = purchase_events(order)
-    events.bulk_record(purchases)
-    events.drop_checkout_removals(purchases)
+    events.bulk_record(purchase_events(order))
 
 
 @never_raise
@@ -91,6 +89,12 @@ def order_placed(sender, raw=False, **kwargs):
     if order is not None:
         # For post_save the lines are written after the order, so read them once the transaction commits.
         transaction.on_commit(functools.partial(record_order, order))
+
+
+@never_raise
+def order_saved(sender, instance, created=False, raw=False, **kwargs):
+    if created and not raw:
+        events.note_checkout(get_adapter().order_user_id(instance))
 
 
 @never_raise
@@ -119,6 +123,7 @@ def connect():
     if placed is not None:
         signal, sender = placed
         signal.connect(order_placed, sender=sender, dispatch_uid="personalization.order_placed")
+        post_save.connect(order_saved, sender=adapter.order_model(), dispatch_uid="personalization.order_saved")
     user_logged_in.connect(shopper_logged_in, dispatch_uid="personalization.shopper_logged_in")
     post_delete.connect(user_deleted, sender=get_user_model(), dispatch_uid="personalization.user_deleted")
 
@@ -135,4 +140,5 @@ def disconnect():
     if placed is not None:
         signal, sender = placed
         signal.disconnect(sender=sender, dispatch_uid="personalization.order_placed")
+        post_save.disconnect(sender=adapter.order_model(), dispatch_uid="personalization.order_saved")
     user_logged_in.disconnect(dispatch_uid="personalization.shopper_logged_in")

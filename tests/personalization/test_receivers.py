@@ -25,7 +25,8 @@ def test_adding_a_product_to_a_users_cart_records_a_cart_add(user_cart, make_pro
 
 
 def test_changing_quantity_records_the_delta_not_the_new_value(user_cart, make_product, django_capture_on_commit_callbacks):
-    line = CartLine.objects.create(cart=user_cart, product=make_product(), quantity=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        line = CartLine.objects.create(cart=user_cart, product=make_product(), quantity=1)
     Event.objects.all().delete()
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -39,7 +40,8 @@ def test_changing_quantity_records_the_delta_not_the_new_value(user_cart, make_p
 
 
 def test_saving_an_unchanged_line_records_nothing(user_cart, make_product, django_capture_on_commit_callbacks):
-    line = CartLine.objects.create(cart=user_cart, product=make_product(), quantity=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        line = CartLine.objects.create(cart=user_cart, product=make_product(), quantity=1)
     Event.objects.all().delete()
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -49,7 +51,8 @@ def test_saving_an_unchanged_line_records_nothing(user_cart, make_product, djang
 
 
 def test_removing_a_line_records_a_cart_remove_of_its_quantity(user_cart, make_product, django_capture_on_commit_callbacks):
-    line = CartLine.objects.create(cart=user_cart, product=make_product(), quantity=3)
+    with django_capture_on_commit_callbacks(execute=True):
+        line = CartLine.objects.create(cart=user_cart, product=make_product(), quantity=3)
     Event.objects.all().delete()
 
     with django_capture_on_commit_callbacks(execute=True):

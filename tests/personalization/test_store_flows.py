@@ -74,6 +74,7 @@ def break_recording_in_the_receiver(monkeypatch, explode):
 
 
 def break_writing_to_the_database(monkeypatch, explode):
+    monkeypatch.setattr(Event, "save", explode)
     monkeypatch.setattr(Event.objects, "bulk_create", explode)
 
 
