@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from personalization.conf import settings
@@ -179,8 +179,9 @@ def _first_view_in_window(event):
 
 def _write(events):
     try:
-        if len(events) == 1:
-            _insert_one(events[0])
+        if len(events) == 1 and events[0].dedupe_key is None:
+            # One plain INSERT is one round trip; bulk_create() adds BEGIN and COMMIT around it.
+            events[0].save(force_insert=True)
         else:
             Event.objects.bulk_create(events, ignore_conflicts=True)
     except Exception:
@@ -189,15 +190,6 @@ def _write(events):
             len(events),
             [(e.kind, e.product_id, e.user_id, e.session_key, e.quantity, e.dedupe_key) for e in events],
         )
-
-
-def _insert_one(event):
-    """One INSERT in autocommit: a single round trip, where bulk_create() adds BEGIN and COMMIT."""
-    try:
-        event.save(force_insert=True)
-    except IntegrityError:
-        if event.dedupe_key is None or not Event.objects.filter(dedupe_key=event.dedupe_key).exists():
-            raise  # not a duplicate: a real failure, logged by _write
 
 
 def shopper_from(request_or_user):

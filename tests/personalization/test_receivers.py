@@ -165,3 +165,77 @@ def test_track_never_raises_on_bad_input(shopper, caplog):
     assert personalization.track(shopper, "teleport", "1") is False
     assert "Could not record teleport" in caplog.text
     assert Event.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_of_a_transaction_that_rolls_back_are_never_written(make_product, shopper):
+    from django.db import transaction
+
+    from shop.models import Cart
+
+    cart = Cart.objects.create(user=shopper)
+    product = make_product()
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            CartLine.objects.create(cart=cart, product=product, quantity=1)
+            raise RuntimeError("checkout failed")
+
+    assert Event.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_savepoint_drops_only_its_own_events(make_product, shopper):
+    from django.db import transaction
+
+    from shop.models import Cart
+
+    cart = Cart.objects.create(user=shopper)
+    kept, dropped = make_product(), make_product()
+    with transaction.atomic():
+        CartLine.objects.create(cart=cart, product=kept, quantity=1)
+        try:
+            with transaction.atomic():
+                CartLine.objects.create(cart=cart, product=dropped, quantity=1)
+                raise RuntimeError("inner failure")
+        except RuntimeError:
+            pass
+
+    assert list(Event.objects.values_list("product_id", flat=True)) == [str(kept.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_writes_its_events_in_one_insert(make_product, shopper, django_assert_num_queries):
+    from django.db import transaction
+
+    from shop.models import Cart
+
+    cart = Cart.objects.create(user=shopper)
+    products = [make_product() for _ in range(5)]
+    lines = [CartLine(cart=cart, product=product, quantity=1) for product in products]
+    with transaction.atomic():
+        for line in lines:
+            line.save()
+    Event.objects.all().delete()
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        with transaction.atomic():
+            for line in lines:
+                line.quantity = 3
+                line.save()
+
+    inserts = [q["sql"] for q in queries.captured_queries if "personalization_event" in q["sql"]]
+    assert len(inserts) == 1
+    assert Event.objects.filter(kind="cart_add", quantity=2).count() == 5
+
+
+def test_re_recording_a_single_line_order_adds_no_duplicate(shopper, make_product, place_order, django_capture_on_commit_callbacks):
+    order = place_order(shopper, [(make_product(), 1)])
+
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            order_placed.send(sender=type(order), order=order, request=None)
+
+    assert Event.objects.filter(kind="purchase").count() == 1
