@@ -1,0 +1,250 @@
+"""personalization_import: past orders from CSV become purchase events, all or nothing."""
+import io
+from datetime import datetime, timedelta, timezone as dt_timezone
+from decimal import Decimal
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+from django.utils import timezone
+
+from personalization.models import Event, EventKind, EventSource, OptOut
+from personalization.services import history
+from personalization.synthetic import generate_catalog, generate_histories
+from tests.factories import UserFactory
+
+HEADER = "user_id,order_id,product_id,ordered_at,quantity,price,category,product_name,note\n"
+GOOD = HEADER + (
+    "7,A1,p1,2024-03-01T10:00:00,2,3.49,Fruit,Fuji Apples,first order\n"
+    "7,A1,p2,2024-03-01T10:00:00,,1.00,Dairy,,\n"
+    "8,B1,p1,2024-03-02T09:30:00+02:00,1,,Fruit,Fuji Apples,\n"
+)
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    def write(text, name="orders.csv", encoding="utf-8"):
+        path = tmp_path / name
+        path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+        return path
+
+    return write
+
+
+def run_import(path, *args):
+    out = io.StringIO()
+    call_command("personalization_import", str(path), *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_a_good_file_becomes_purchase_events(csv_file):
+    output = run_import(csv_file(GOOD))
+
+    assert "3 rows read, 3 imported" in output
+    events = {(e.order_id, e.product_id): e for e in Event.objects.all()}
+    assert set(events) == {("A1", "p1"), ("A1", "p2"), ("B1", "p1")}
+    apples = events["A1", "p1"]
+    assert (apples.kind, apples.source, apples.user_id) == (EventKind.PURCHASE, EventSource.IMPORT, "7")
+    assert (apples.quantity, apples.unit_price, apples.category) == (2, Decimal("3.49"), "Fruit")
+    assert apples.data == {"product_name": "Fuji Apples"}
+    assert apples.dedupe_key == "import:A1:p1"
+    assert apples.created_at == datetime(2024, 3, 1, 10, 0, tzinfo=dt_timezone.utc)
+    assert (events["A1", "p2"].quantity, events["A1", "p2"].data) == (1, {})
+    assert events["B1", "p1"].unit_price is None
+    assert events["B1", "p1"].created_at == datetime(2024, 3, 2, 7, 30, tzinfo=dt_timezone.utc)
+
+
+@pytest.mark.django_db
+def test_importing_the_same_file_again_adds_nothing(csv_file):
+    path = csv_file(GOOD)
+    run_import(path)
+
+    output = run_import(path)
+
+    assert "0 imported, 3 already imported" in output
+    assert Event.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_a_product_listed_twice_in_an_order_keeps_the_first_row(csv_file):
+    result = history.import_history(csv_file(HEADER + "1,A,p1,,2,,,,\n1,A,p1,,5,,,,\n"))
+
+    assert (result.imported, result.duplicates_ignored) == (1, 1)
+    assert Event.objects.get().quantity == 2
+
+
+@pytest.mark.django_db
+def test_a_bad_row_names_file_line_and_column_and_imports_nothing(csv_file):
+    path = csv_file(GOOD + "9,C1,p3,2024-03-03,abc,1.00,,,\n")
+
+    with pytest.raises(CommandError) as error:
+        run_import(path)
+
+    assert str(error.value) == f"{path}, line 5, column 'quantity': 'abc' is not a whole number"
+    assert not Event.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        (",C1,p3,,,,,,", "column 'user_id': a value is required"),
+        ("9,C1," + "x" * 65 + ",,,,,,", "column 'product_id': 'xxxxxxxx"),
+        ("9,C1,p3,yesterday,,,,,", "column 'ordered_at': 'yesterday' is not an ISO 8601 date and time"),
+        ("9,C1,p3,,0,,,,", "column 'quantity': '0' must be at least 1"),
+        ("9,C1,p3,,,-1,,,", "column 'price': '-1' is negative"),
+        ("9,C1,p3,,,1;50,,,", "column 'price': '1;50' is not a number"),
+        ("9,C1,p3,,,,,,,extra", "line 5: expected 9 fields, saw 10"),
+    ],
+)
+@pytest.mark.django_db
+def test_each_kind_of_invalid_value_is_reported_at_its_line(csv_file, row, message):
+    with pytest.raises(history.InvalidRow) as error:
+        history.import_history(csv_file(GOOD + row + "\n"))
+
+    assert error.value.line == 5
+    assert message in str(error.value)
+    assert not Event.objects.exists()
+
+
+@pytest.mark.django_db
+def test_skip_invalid_imports_the_good_rows_and_reports_the_skipped_ones(csv_file):
+    path = csv_file(GOOD + "9,C1,p3,,abc,,,,\n9,C1,p4,,,-2,,,\n9,C1,p5,,x,,,,\n")
+
+    output = run_import(path, "--skip-invalid")
+
+    assert Event.objects.count() == 3
+    assert "6 rows read, 3 imported" in output and "3 skipped" in output
+    assert "skipped 2: column 'quantity': is not a whole number" in output
+    assert "skipped 1: column 'price': is negative" in output
+    assert f"{path}, line 5, column 'quantity': 'abc' is not a whole number" in output
+    assert f"{path}, line 7, column 'quantity': 'x' is not a whole number" in output
+
+
+@pytest.mark.django_db
+def test_the_result_counts_every_row_once(csv_file):
+    result = history.import_history(csv_file(GOOD + "9,C1,p3,,abc,,,,\n7,A1,p1,,,,,,\n"), skip_invalid=True)
+
+    assert result.rows_read == 5
+    assert (result.imported, result.duplicates_ignored, result.skipped, result.opted_out) == (3, 1, 1, 0)
+    assert result.skip_reasons == {"column 'quantity': is not a whole number": 1}
+    assert [(e.line, e.column) for e in result.skip_examples] == [(5, "quantity")]
+
+
+@pytest.mark.django_db
+def test_a_missing_required_column_is_reported_on_line_1(csv_file):
+    path = csv_file("user_id,product_id,quantity\n1,p1,1\n")
+
+    with pytest.raises(CommandError) as error:
+        run_import(path)
+
+    assert str(error.value).startswith(f"{path}, line 1, column 'order_id': the header has no such column")
+
+
+@pytest.mark.django_db
+def test_header_names_are_matched_without_case_or_spaces(csv_file):
+    history.import_history(csv_file(" User_ID ,ORDER_ID,Product_Id\n1,A,p1\n"))
+
+    assert Event.objects.get().product_id == "p1"
+
+
+@pytest.mark.django_db
+def test_a_file_that_is_not_utf8_is_rejected_by_name_and_imports_nothing(csv_file):
+    path = csv_file(GOOD + "9,C1,p3,,,,Caf\xe9,,\n", encoding="latin-1")
+
+    with pytest.raises(CommandError) as error:
+        run_import(path)
+
+    assert str(error.value) == f"{path}: not UTF-8 text"
+    assert not Event.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_missing_file_is_named_in_the_error(tmp_path):
+    path = tmp_path / "nowhere.csv"
+
+    with pytest.raises(CommandError) as error:
+        run_import(path)
+
+    assert str(error.value).startswith(f"{path}: cannot be read")
+
+
+@pytest.mark.django_db
+def test_an_empty_file_needs_a_header(csv_file):
+    with pytest.raises(CommandError, match="line 1: the file is empty"):
+        run_import(csv_file(""))
+
+
+@pytest.mark.django_db
+def test_small_chunks_keep_physical_line_numbers(csv_file):
+    rows = [f"1,O{n},p{n},,1,,,,\n" for n in range(1, 9)]
+    # A blank line (4) and a line with too many fields (7) shift the data rows after them.
+    lines = [HEADER, *rows[:2], "\n", *rows[2:4], "1,X,p9,,1,,,,,,\n", *rows[4:6], "1,Z,p1,,oops,,,,\n"]
+    path = csv_file("".join(lines))
+
+    with pytest.raises(CommandError, match=r"line 7: expected 9 fields, saw 11"):
+        run_import(path, "--chunk-size", "2")
+    with pytest.raises(CommandError, match=r"line 9, column 'quantity': 'oops'"):
+        run_import(csv_file("".join(lines[:6] + lines[7:]), name="fields-ok.csv"), "--chunk-size", "2")
+    result = history.import_history(path, skip_invalid=True, chunk_size=2)
+
+    assert [(error.line, error.column) for error in result.skip_examples] == [(7, None), (10, "quantity")]
+    assert result.imported == 6
+    assert Event.objects.count() == 6
+
+
+@pytest.mark.django_db
+def test_rows_of_shoppers_who_opted_out_are_left_out(csv_file):
+    opted_out = UserFactory()
+    OptOut.objects.create(user=opted_out)
+    text = HEADER + f"{opted_out.pk},A,p1,,,,,,\n{opted_out.pk},A,p2,,,,,,\n{opted_out.pk + 1},B,p1,,,,,,\n"
+
+    output = run_import(csv_file(text))
+
+    assert list(Event.objects.values_list("user_id", flat=True)) == [str(opted_out.pk + 1)]
+    assert "2 of opted-out shoppers left out" in output
+
+
+@pytest.mark.django_db
+def test_order_number_alone_keeps_each_shoppers_order(csv_file):
+    text = "user_id,order_id,product_id,order_number\n1,b,p2,2\n1,a,p1,1\n1,c,p3,10\n"
+
+    history.import_history(csv_file(text))
+
+    times = dict(Event.objects.values_list("order_id", "created_at"))
+    assert times["a"] < times["b"] < times["c"]
+    assert times["c"] - times["a"] == timedelta(days=9)
+    assert times["c"] < timezone.now()
+
+
+@pytest.mark.django_db
+@override_settings(TIME_ZONE="Europe/Berlin")
+def test_times_without_a_zone_are_in_the_projects_time_zone(csv_file):
+    history.import_history(csv_file("user_id,order_id,product_id,ordered_at\n1,a,p1,2024-07-01 12:00\n"))
+
+    assert Event.objects.get().created_at == datetime(2024, 7, 1, 10, 0, tzinfo=dt_timezone.utc)
+
+
+@pytest.mark.django_db
+def test_progress_hears_rows_and_bytes_after_each_chunk(csv_file):
+    path = csv_file(GOOD)
+    calls = []
+
+    history.import_history(path, chunk_size=2, progress=lambda rows, position: calls.append((rows, position)))
+
+    assert [rows for rows, _ in calls] == [2, 3]
+    assert calls[-1][1] == path.stat().st_size
+
+
+@pytest.mark.django_db
+def test_generated_histories_import_cleanly(tmp_path):
+    frame = generate_histories(generate_catalog(60, seed=1), 15, seed=1, end="2025-01-01")
+    path = tmp_path / "generated.csv"
+    frame.to_csv(path, index=False)
+
+    result = history.import_history(path, chunk_size=100)
+
+    assert (result.rows_read, result.imported, result.skipped) == (len(frame), len(frame), 0)
+    first = frame.iloc[0]
+    stored = Event.objects.get(order_id=first["order_id"], product_id=first["product_id"])
+    assert stored.created_at == first["ordered_at"].to_pydatetime()
