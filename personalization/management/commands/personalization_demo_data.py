@@ -1,0 +1,64 @@
+"""manage.py personalization_demo_data: demo shoppers with realistic histories over the store's catalog."""
+from django.core.management.base import BaseCommand, CommandError
+
+from personalization import synthetic
+from personalization.services import demo
+
+
+class Command(BaseCommand):
+    help = (
+        "Creates demo shoppers (user accounts shopper1..3 with password 'demo', then demo_00004...) "
+        "and records synthetic purchases, views and cart additions for them over the store's products. "
+        "With --csv, writes the purchase histories to a CSV file instead (personalization_import's format) "
+        "and changes nothing in the database."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--users", type=int, default=600, help="number of demo shoppers (default 600)")
+        parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+        parser.add_argument("--csv", metavar="OUT.csv", help="write the histories to this CSV file instead")
+        existing = parser.add_mutually_exclusive_group()
+        existing.add_argument("--replace", action="store_true", help="delete earlier demo shoppers and events first")
+        existing.add_argument(
+            "--if-empty", action="store_true", help="do nothing when demo shoppers exist (default: that is an error)"
+        )
+
+    def handle(self, *args, users, seed, csv, replace, if_empty, **options):
+        if users < 1:
+            raise CommandError("--users must be at least 1.")
+        try:
+            if csv:
+                self.write_csv(users, seed, csv)
+            else:
+                self.create(users, seed, replace, if_empty)
+        except demo.NoProducts as exc:
+            raise CommandError(
+                f"Cannot create demo data: {exc}. Add products first "
+                "(in the demo store: `python manage.py seed_catalog`)."
+            ) from exc
+
+    def write_csv(self, users, seed, path):
+        frame = demo.demo_histories(users, seed)
+        try:
+            frame.to_csv(path, index=False)
+        except OSError as exc:
+            raise CommandError(f"{path}: cannot be written ({exc.strerror or exc})") from exc
+        self.stdout.write(f"Wrote {len(frame)} order lines of {users} shoppers to {path}.")
+        self.stdout.write(f"Repeat share of the last baskets: {synthetic.repeat_share(frame):.2f}")
+
+    def create(self, users, seed, replace, if_empty):
+        result = demo.create_demo_data(users, seed, replace=replace, say=self.stdout.write)
+        if result is None:
+            if if_empty:
+                self.stdout.write("Demo shoppers already exist; nothing done.")
+                return
+            raise CommandError("Demo shoppers already exist. Use --replace to create them anew, or --if-empty.")
+        self.stdout.write(
+            f"Created {result.shoppers} demo shoppers with {result.purchases} purchases "
+            f"and {result.browsing} views and cart additions."
+        )
+        self.stdout.write(f"Repeat share of the last baskets: {result.repeat_share:.2f} (about 2/3 is realistic)")
+        if result.logins:
+            self.stdout.write(
+                self.style.SUCCESS(f"Log in as {', '.join(result.logins)} with password '{demo.LOGIN_PASSWORD}'.")
+            )
