@@ -106,12 +106,19 @@ def seed_products(categories, count, rng):
     """Bulk-creates `count` products spread over the categories (some categories bigger). Returns count."""
     weights = [1.0 / (rank + 1) ** 0.5 for rank in rng.sample(range(len(CATALOG)), len(CATALOG))]
     taken = set(Product.objects.values_list("slug", flat=True))
+    titles = set(Product.objects.values_list("title", flat=True))
     batch = []
     for number in range(1, count + 1):
         index = rng.choices(range(len(CATALOG)), weights)[0]
         name, _, (items, sizes, (low, high)) = CATALOG[index]
-        size = rng.randrange(len(sizes))
-        title = " ".join(part for part in (rng.choice(QUALIFIERS), rng.choice(items), sizes[size]) if part)
+        for _attempt in range(30):  # a shop lists each product once; big catalogs get numbered variants
+            size = rng.randrange(len(sizes))
+            title = " ".join(part for part in (rng.choice(QUALIFIERS), rng.choice(items), sizes[size]) if part)
+            if title not in titles:
+                break
+        else:
+            title = f"{title} No. {number}"
+        titles.add(title)
         slug = slugify(title)
         if slug in taken:
             slug = f"{slug}-{number}"
