@@ -86,3 +86,73 @@ class OptOut(models.Model):
 
     def __str__(self):
         return f"user {self.user_id}" if self.user_id else f"session {self.session_key[:8]}"
+
+
+class ModelKind(models.TextChoices):
+    NEXT_BASKET = "next_basket", _("next basket (CNN)")
+    AUTOENCODER = "autoencoder", _("shopper autoencoder")
+    PROPENSITY = "propensity", _("purchase propensity")
+
+
+class TrainingRun(models.Model):
+    """One attempt to train a model: what ran, where, how long, and how it ended."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("running")
+        PROMOTED = "promoted", _("promoted")
+        KEPT_INACTIVE = "kept_inactive", _("kept inactive")
+        FAILED = "failed", _("failed")
+
+    kind = models.CharField(_("model"), max_length=16, choices=ModelKind.choices)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.RUNNING)
+    device = models.CharField(_("device"), max_length=16, blank=True)
+    started_at = models.DateTimeField(_("started"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # Why it ended as it did: the promotion decision, or the error.
+    message = models.TextField(_("message"), blank=True)
+    error = models.TextField(_("error"), blank=True)
+    triggered_by = models.CharField(_("triggered by"), max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = _("training run")
+        verbose_name_plural = _("training runs")
+
+    def __str__(self):
+        return f"{self.get_kind_display()} run {self.pk} ({self.get_status_display()})"
+
+    @property
+    def duration(self):
+        return (self.finished_at - self.started_at) if self.finished_at else None
+
+
+class ModelVersion(models.Model):
+    """A trained model: its artifact (through Django's storage), metrics, data window and config.
+
+    At most one version of each kind is active; serving uses it (see `registry`)."""
+
+    kind = models.CharField(_("model"), max_length=16, choices=ModelKind.choices)
+    number = models.PositiveIntegerField(_("version"))
+    artifact = models.FileField(_("artifact"), upload_to="personalization/models/", max_length=255)
+    metrics = models.JSONField(_("metrics"), default=dict, blank=True)
+    config = models.JSONField(_("config"), default=dict, blank=True)
+    data_window = models.JSONField(_("data window"), default=dict, blank=True)
+    code_version = models.CharField(_("code version"), max_length=64, blank=True)
+    training_run = models.OneToOneField(
+        TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="model_version"
+    )
+    is_active = models.BooleanField(_("active"), default=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    activated_at = models.DateTimeField(_("last activated"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["kind", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "number"], name="pers_version_number"),
+            models.UniqueConstraint(fields=["kind"], condition=models.Q(is_active=True), name="pers_one_active_version"),
+        ]
+        verbose_name = _("model version")
+        verbose_name_plural = _("model versions")
+
+    def __str__(self):
+        return f"{self.get_kind_display()} v{self.number}"

@@ -1,0 +1,119 @@
+"""The model registry: publish, activate, roll back and load trained model versions.
+
+A version is a `ModelVersion` row plus an artifact stored through Django's storage API. Serving
+processes call `load_active(kind, loader)`: it notices a newly activated version within
+`ACTIVE_CHECK_SECONDS` (at once with a shared cache such as Redis), without a restart, and
+falls back to the previously active versions when an artifact is missing or corrupt.
+"""
+import logging
+import threading
+import uuid
+
+from django.core.cache import cache
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+import personalization
+from personalization.models import ModelVersion
+
+logger = logging.getLogger("personalization.registry")
+
+ACTIVE_CHECK_SECONDS = 10
+_loaded = {}  # kind -> (version id, loaded object), per process
+_lock = threading.Lock()
+
+
+def _active_key(kind):
+    return f"personalization:active-version:{kind}"
+
+
+def publish(kind, artifact, *, metrics=None, config=None, data_window=None, training_run=None):
+    """Stores a new, inactive version of `kind` with its artifact bytes; returns the ModelVersion."""
+    with transaction.atomic():
+        latest = ModelVersion.objects.select_for_update().filter(kind=kind).aggregate(n=Max("number"))["n"] or 0
+        version = ModelVersion(
+            kind=kind,
+            number=latest + 1,
+            metrics=metrics or {},
+            config=config or {},
+            data_window=data_window or {},
+            code_version=personalization.__version__,
+            training_run=training_run,
+        )
+        version.artifact.save(f"{kind}/v{latest + 1}-{uuid.uuid4().hex[:12]}.pt", ContentFile(artifact), save=False)
+        version.save()
+    return version
+
+
+def active(kind):
+    """The active version of `kind`, or None."""
+    return ModelVersion.objects.filter(kind=kind, is_active=True).first()
+
+
+def activate(version):
+    """Makes `version` the one active version of its kind."""
+    with transaction.atomic():
+        ModelVersion.objects.select_for_update().filter(kind=version.kind, is_active=True).exclude(
+            pk=version.pk
+        ).update(is_active=False)
+        version.is_active = True
+        version.activated_at = timezone.now()
+        version.save(update_fields=["is_active", "activated_at"])
+        transaction.on_commit(lambda: cache.set(_active_key(version.kind), version.pk, ACTIVE_CHECK_SECONDS))
+    logger.info("Activated %s", version)
+    return version
+
+
+def rollback(kind):
+    """Re-activates the version that was active before the current one; returns it, or None."""
+    current = active(kind)
+    previous = (
+        ModelVersion.objects.filter(kind=kind, activated_at__isnull=False)
+        .exclude(pk=getattr(current, "pk", None))
+        .order_by("-activated_at")
+        .first()
+    )
+    if previous is None:
+        return None
+    return activate(previous)
+
+
+def _active_id(kind):
+    version_id = cache.get(_active_key(kind))
+    if version_id is None:
+        version_id = ModelVersion.objects.filter(kind=kind, is_active=True).values_list("pk", flat=True).first() or 0
+        cache.set(_active_key(kind), version_id, ACTIVE_CHECK_SECONDS)
+    return version_id or None
+
+
+def load_active(kind, loader):
+    """The active version of `kind` loaded by `loader(bytes)`, cached per process.
+
+    A missing or corrupt artifact is logged and the versions active before it are tried in turn;
+    None means nothing can serve and the caller falls back (to popularity)."""
+    version_id = _active_id(kind)
+    cached = _loaded.get(kind)
+    if cached and cached[0] == version_id:
+        return cached[1]
+    with _lock:
+        candidates = ModelVersion.objects.filter(kind=kind, activated_at__isnull=False).order_by(
+            "-is_active", "-activated_at"
+        )
+        for version in candidates:
+            try:
+                with version.artifact.open("rb") as artifact:
+                    loaded = loader(artifact.read())
+            except Exception:
+                logger.exception("Cannot load %s from %s; trying the version active before it", version, version.artifact.name)
+                continue
+            _loaded[kind] = (version_id, loaded)
+            return loaded
+    _loaded.pop(kind, None)
+    return None
+
+
+def forget_loaded():
+    """Drops this process's loaded models (tests; memory)."""
+    _loaded.clear()

@@ -1,0 +1,92 @@
+"""Model versions: published inactive, one active per kind, rollback, loading with fallback."""
+import pytest
+from django.core.cache import cache
+
+from personalization import registry
+from personalization.models import ModelVersion
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    registry.forget_loaded()
+    yield
+    registry.forget_loaded()
+
+
+def loader(data):
+    text = data.decode()
+    if not text.startswith("model:"):
+        raise ValueError("not a model artifact")
+    return text
+
+
+def test_published_versions_are_numbered_per_kind_and_start_inactive():
+    first = registry.publish("next_basket", b"model:a", metrics={"recall@10": 0.3})
+    second = registry.publish("next_basket", b"model:b")
+    other = registry.publish("autoencoder", b"model:c")
+
+    assert (first.number, second.number, other.number) == (1, 2, 1)
+    assert not any(v.is_active for v in ModelVersion.objects.all())
+    assert first.artifact.read() == b"model:a"
+    assert registry.active("next_basket") is None
+
+
+def test_activating_a_version_deactivates_the_other_of_its_kind():
+    first = registry.activate(registry.publish("next_basket", b"model:a"))
+    second = registry.activate(registry.publish("next_basket", b"model:b"))
+
+    first.refresh_from_db()
+    assert registry.active("next_basket") == second
+    assert not first.is_active
+
+
+def test_rollback_returns_to_the_previously_active_version():
+    first = registry.activate(registry.publish("next_basket", b"model:a"))
+    registry.activate(registry.publish("next_basket", b"model:b"))
+
+    assert registry.rollback("next_basket") == first
+    assert registry.active("next_basket") == first
+
+
+def test_rollback_without_history_does_nothing():
+    registry.activate(registry.publish("next_basket", b"model:a"))
+
+    assert registry.rollback("next_basket") is None
+
+
+def test_a_serving_process_picks_up_a_new_active_version_without_restart():
+    registry.activate(registry.publish("next_basket", b"model:a"))
+    assert registry.load_active("next_basket", loader) == "model:a"
+
+    newer = registry.publish("next_basket", b"model:b")
+    # Another process activates it: this process only learns through the database and the cache.
+    registry.ModelVersion.objects.filter(kind="next_basket").update(is_active=False)
+    registry.ModelVersion.objects.filter(pk=newer.pk).update(is_active=True, activated_at=newer.created_at)
+    cache.delete(registry._active_key("next_basket"))  # what ACTIVE_CHECK_SECONDS passing does
+
+    assert registry.load_active("next_basket", loader) == "model:b"
+
+
+def test_a_corrupt_artifact_falls_back_to_the_version_active_before(caplog):
+    registry.activate(registry.publish("next_basket", b"model:good"))
+    registry.activate(registry.publish("next_basket", b"garbage"))
+
+    assert registry.load_active("next_basket", loader) == "model:good"
+    assert "Cannot load next basket (CNN) v2" in caplog.text
+
+
+def test_a_missing_artifact_with_nothing_to_fall_back_to_gives_none(caplog):
+    version = registry.activate(registry.publish("next_basket", b"model:a"))
+    version.artifact.storage.delete(version.artifact.name)
+
+    assert registry.load_active("next_basket", loader) is None
+    assert "Cannot load" in caplog.text
+
+
+def test_nothing_active_loads_nothing():
+    registry.publish("next_basket", b"model:a")
+
+    assert registry.load_active("next_basket", loader) is None
