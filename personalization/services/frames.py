@@ -1,4 +1,5 @@
 """The store's events as pandas frames for the models (ORM -> pandas), read in chunks."""
+import numpy as np
 import pandas as pd
 
 from personalization.adapters import get_adapter
@@ -42,12 +43,12 @@ def purchase_frame(since=None, chunk_size=100_000):
 
 
 def _fill_categories(frame):
-    blank = frame["category"].astype(str) == ""
+    blank = (frame["category"].astype(str) == "").to_numpy(copy=True)
     if not blank.any():
         return frame
-    products = get_adapter().products(frame.loc[blank, "product_id"].astype(str).unique().tolist())
-    known = {product_id: info.category for product_id, info in products.items()}
-    looked_up = frame["product_id"].astype(str).map(pd.Series(known, dtype="string")).fillna("")
-    filled = frame["category"].astype(str).where(~blank, looked_up.astype(str))
-    frame["category"] = filled.astype("category")
+    products = frame["product_id"]  # categorical: look each product up once, not once per line
+    known = get_adapter().products(products[blank].astype(str).unique().tolist())
+    by_code = np.array([known[p].category if p in known else "" for p in products.cat.categories], dtype=object)
+    looked_up = by_code[products.cat.codes.to_numpy(copy=True)]
+    frame["category"] = pd.Categorical(np.where(blank, looked_up, frame["category"].astype(str).to_numpy(copy=True)))
     return frame
