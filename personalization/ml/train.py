@@ -1,0 +1,215 @@
+"""Training: `fit(model, data, config) -> TrainResult`, seeded, on one device chosen once.
+
+`data` is a data.NextBasketData or data.TensorData (anything with `batches()`, `validation_split()`
+and `__len__`). With `patience`, the data's validation split stops training early and the best
+epoch's weights are kept; without it, every pair trains for exactly `epochs` epochs (a refit).
+"""
+import copy
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from personalization.ml.data import NextBasketData, TensorData, item_statistics, purchase_labels, shopper_features
+from personalization.ml.models import (
+    AutoencoderConfig,
+    NextBasketCNN,
+    NextBasketConfig,
+    PropensityConfig,
+    PurchasePropensity,
+    ShopperAutoencoder,
+)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30  # the most epochs; early stopping usually ends sooner
+    batch_size: int = 256
+    learning_rate: float = 3e-3  # AdamW
+    weight_decay: float = 1e-5
+    patience: int | None = 3  # epochs without a better validation loss before stopping; None: no validation
+    grad_clip: float = 5.0  # max gradient norm
+    seed: int = 0
+    device: str = "auto"  # "auto": cuda when available, else cpu
+
+
+@dataclass
+class EpochReport:
+    """What the progress callback gets after each epoch (a management command draws a bar from it)."""
+
+    epoch: int
+    epochs: int
+    train_loss: float
+    validation_loss: float | None
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module
+    best_epoch: int  # the epoch whose weights were kept
+    best_validation_loss: float | None
+    history: list = field(default_factory=list)  # an EpochReport per epoch run
+    seconds: float = 0.0
+    device: str = "cpu"
+
+    @property
+    def epochs_run(self):
+        return len(self.history)
+
+
+def choose_device(name="auto"):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed):
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+@torch.no_grad()
+def evaluate_loss(model, data, batch_size=512, device=None):
+    """Mean loss over `data` (weighted by batch size), in eval mode."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for x, targets in data.batches(batch_size):
+        _, loss = model(x.to(device), targets.to(device))
+        total += loss.item() * len(targets)
+        count += len(targets)
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def fit(model, data, config=None, progress=None):
+    """Trains `model` on `data`; returns a TrainResult. `progress(EpochReport)` is called per epoch."""
+    config = config or TrainConfig()
+    seed_everything(config.seed)
+    device = choose_device(config.device)
+    model.to(device)
+    generator = np.random.default_rng(config.seed)
+    if config.patience is not None:
+        train_data, validation_data = data.validation_split(config.seed)
+    else:
+        train_data, validation_data = data, None
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    started = time.perf_counter()
+    history, best_loss, best_epoch, best_state, stale = [], None, 0, None, 0
+    for epoch in range(1, config.epochs + 1):
+        epoch_started = time.perf_counter()
+        train_loss = _train_epoch(model, train_data, optimizer, config, generator, device)
+        validation_loss = None if validation_data is None else evaluate_loss(model, validation_data, device=device)
+        report = EpochReport(epoch, config.epochs, train_loss, validation_loss, time.perf_counter() - epoch_started)
+        history.append(report)
+        if progress is not None:
+            progress(report)
+        if validation_loss is None:
+            best_epoch = epoch
+            continue
+        if best_loss is None or validation_loss < best_loss:
+            best_loss, best_epoch, stale = validation_loss, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if stale >= config.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model, best_epoch, best_loss, history, time.perf_counter() - started, str(device))
+
+
+def _train_epoch(model, data, optimizer, config, generator, device):
+    model.train()
+    total, count = 0.0, 0
+    for x, targets in data.batches(config.batch_size, shuffle=True, generator=generator):
+        _, loss = model(x.to(device), targets.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        total += loss.item() * len(targets)
+        count += len(targets)
+    return total / max(count, 1)
+
+
+# The common cases, for services and evaluation --------------------------------------------------
+
+
+#: Training settings that work for each network (on the synthetic benchmark, 600 to 3000 shoppers).
+NEXT_BASKET_TRAINING = TrainConfig(learning_rate=1e-2, patience=3)
+AUTOENCODER_TRAINING = TrainConfig(learning_rate=1e-3, patience=5, epochs=60)
+PROPENSITY_TRAINING = TrainConfig(epochs=200, learning_rate=1e-2, patience=10)
+
+
+def train_next_basket(sequences, model_config=None, train_config=None, progress=None):
+    """Builds a NextBasketCNN for these sequences' vocabulary and fits it on all their pairs."""
+    model_config = replace(model_config or NextBasketConfig(), n_items=sequences.n_items)
+    train_config = train_config or NEXT_BASKET_TRAINING
+    torch.manual_seed(train_config.seed)
+    model = NextBasketCNN(model_config)
+    model.repeat.item_statistics.copy_(item_statistics(sequences))
+    return fit(model, NextBasketData.for_model(sequences, model_config), train_config, progress)
+
+
+def train_autoencoder(sequences, model_config=None, train_config=None, progress=None):
+    """Builds a ShopperAutoencoder for these sequences' vocabulary and fits it on the new items of
+    each next basket."""
+    model_config = replace(model_config or AutoencoderConfig(), n_items=sequences.n_items)
+    train_config = train_config or AUTOENCODER_TRAINING
+    torch.manual_seed(train_config.seed)
+    model = ShopperAutoencoder(model_config)
+    return fit(model, NextBasketData.for_model(sequences, model_config), train_config, progress)
+
+
+def propensity_data(lines, horizon_days, cutoff=None):
+    """(features frame, labels series): features at `cutoff`, label = an order in the next
+    `horizon_days`. The default cutoff is `horizon_days` before the last order, so labels are known."""
+    if cutoff is None:
+        last = lines["time"].max()
+        if pd.isna(last):
+            raise ValueError("purchase propensity needs order times: the frame has no ordered_at")
+        cutoff = pd.Timestamp(0, tz="UTC") + pd.Timedelta(days=float(last) - horizon_days)
+    features = shopper_features(lines, cutoff)
+    labels = purchase_labels(lines, cutoff, horizon_days).reindex(features.index).fillna(0.0)
+    return features, labels
+
+
+def train_propensity(features, labels, model_config=None, train_config=None, progress=None):
+    """Fits a PurchasePropensity on a features frame and 0/1 labels (see propensity_data)."""
+    if len(features) == 0:
+        raise ValueError("no shopper to learn purchase propensity from")
+    if labels.nunique() < 2:
+        raise ValueError("purchase propensity needs shoppers who bought in the horizon and shoppers who did not")
+    model_config = replace(model_config or PropensityConfig(), n_features=features.shape[1])
+    train_config = train_config or PROPENSITY_TRAINING
+    torch.manual_seed(train_config.seed)
+    model = PurchasePropensity(model_config)
+    x = torch.from_numpy(features.to_numpy(dtype=np.float32, copy=True))
+    y = torch.from_numpy(labels.to_numpy(dtype=np.float32, copy=True))
+    model.set_scaling(x)
+    return fit(model, TensorData(x, y), train_config, progress)
+
+
+__all__ = [
+    "TrainConfig",
+    "EpochReport",
+    "TrainResult",
+    "choose_device",
+    "seed_everything",
+    "evaluate_loss",
+    "fit",
+    "train_next_basket",
+    "train_autoencoder",
+    "propensity_data",
+    "train_propensity",
+    "NEXT_BASKET_TRAINING",
+    "AUTOENCODER_TRAINING",
+    "PROPENSITY_TRAINING",
+]
