@@ -47,7 +47,7 @@ def prepare_frame(frame):
     )
     usable = frame[list(REQUIRED_COLUMNS)].notna().all(axis=1).to_numpy(copy=True)
     if "ordered_at" in frame.columns:
-        ordered_at = pd.to_datetime(frame["ordered_at"], utc=True, errors="coerce")
+        ordered_at = _parse_times(frame["ordered_at"])
         lines["time"] = ((ordered_at - pd.Timestamp(0, tz="UTC")) / _DAY).astype(float)
     else:
         lines["time"] = np.nan
@@ -64,6 +64,17 @@ def prepare_frame(frame):
     if lines.empty:
         raise ValueError("no order line has a user_id, order_id, product_id and an order time or number")
     return lines
+
+
+def _parse_times(values):
+    """Order times as UTC timestamps: datetimes as they are, text as ISO 8601 or any format pandas reads."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return pd.to_datetime(values, utc=True)
+    parsed = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+    given = values.notna() & (values.astype(str).str.strip() != "")
+    if (parsed.isna() & given).any():
+        parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+    return parsed
 
 
 def _orders(lines):
@@ -362,7 +373,7 @@ def item_statistics(sequences, prior=10.0):
     counts = np.bincount(sequences.items, minlength=sequences.n_items).astype(np.float64)
     repeats = np.bincount(sequences.items, weights=repeat, minlength=sequences.n_items)
     overall = repeats.sum() / max(counts.sum(), 1.0)
-    share = (repeats + prior * overall) / (counts + prior)
+    share = (repeats + prior * overall) / np.maximum(counts + prior, 1e-12)
     popularity = np.log1p(counts)
     popularity = (popularity - popularity.mean()) / max(popularity.std(), 1e-6)
     return torch.from_numpy(np.stack([popularity, share], axis=1).astype(np.float32))

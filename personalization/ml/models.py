@@ -34,10 +34,10 @@ class NextBasketConfig:
     n_items: int = 0  # vocabulary size, padding and unknown entries included
     window: int = 5  # L: the last L baskets form the CNN's L x d "image"
     max_basket_size: int = 32  # items of a basket the CNN reads (the rest of a huge basket is dropped)
-    embedding_dim: int = 48  # d: item embedding size
+    embedding_dim: int = 32  # d: item embedding size
     horizontal_filters: int = 8  # filters for each height 1..L (union-level sequential patterns)
     vertical_filters: int = 4  # filters over the L baskets (point-level patterns)
-    dropout: float = 0.3  # on the concatenated convolution features
+    dropout: float = 0.5  # on the concatenated convolution features
     # The repeat component: TIFU-style time-decayed personal frequency of all past baskets.
     group_size: int = 7  # m: baskets per group
     within_decay: float = 0.9  # r_b: decay between baskets of a group
@@ -49,46 +49,40 @@ class NextBasketConfig:
 
 
 class RepeatScore(nn.Module):
-    """Scores of the items a shopper bought before, from how often and how recently they bought them.
+    """Scores of the items a shopper bought before: a shrunk re-buy rate, adjusted for recency.
 
-    For every (shopper, item bought before) cell a small MLP reads the share of baskets holding it,
-    its count, the history's length, baskets since it was last bought, TIFU's time-decayed
-    frequency relative to the shopper's top item, and two facts about the product (its popularity
-    and how often it is bought again: data.item_statistics, kept in a buffer); plus a learned
-    per-item bias. Only bought cells are computed, so memory follows the histories, not the catalog.
+    The rate is the Beta-binomial posterior mean (c_i + k m_i) / (n + k): c_i of the shopper's n
+    baskets held item i; the prior m_i (what share of baskets re-buy the product, from its
+    popularity and repeat share in data.item_statistics and a learned per-item bias) weighs as k
+    pseudo-baskets. It only grows with c_i, so a shopper's staple always scores high, however rare
+    the product. Recency adds w1 * (TIFU's time-decayed frequency / the shopper's top one), w1 >= 0,
+    and w2 / (baskets since last bought). Only bought cells are computed.
     """
 
-    n_features = 10
-
-    def __init__(self, n_items, hidden=32):
+    def __init__(self, n_items, hidden=16):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(self.n_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        # From the product's statistics: the logit of m_i and the log of k_i.
+        self.prior = nn.Sequential(nn.Linear(2, hidden), nn.Tanh(), nn.Linear(hidden, 2))
         self.item_bias = nn.Parameter(torch.zeros(n_items))
+        self.raw_sharpness = nn.Parameter(torch.tensor(0.5))  # s = softplus(...): logit = s log(rate) + ...
+        self.raw_decayed_weight = nn.Parameter(torch.tensor(0.0))  # w1 = softplus(...)
+        self.recency_weight = nn.Parameter(torch.tensor(0.0))  # w2
         self.register_buffer("item_statistics", torch.zeros(n_items, 2))  # set from the training data
 
     def forward(self, x):
         """(B, V) logits over each shopper's bought items; _MASKED elsewhere."""
         rows, items = x.counts.nonzero(as_tuple=True)
         counts, recency = x.counts[rows, items], x.recency[rows, items]
-        n_baskets = x.n_baskets[rows]
         relative = x.history[rows, items] / x.history.amax(dim=1).clamp(min=1e-12)[rows]
-        popularity, repeat_share = self.item_statistics[items].unbind(1)
-        features = torch.stack(
-            [
-                counts / n_baskets,
-                torch.log1p(counts),
-                torch.log1p(n_baskets),
-                1.0 / recency,
-                torch.log(recency),
-                relative,
-                torch.log(relative + 1e-6),
-                popularity,
-                popularity * torch.log1p(counts),
-                repeat_share,
-            ],
-            dim=1,
+        prior_logit, log_strength = self.prior(self.item_statistics[items]).unbind(1)
+        prior = torch.sigmoid(prior_logit + self.item_bias[items])
+        strength = torch.exp(log_strength.clamp(-5.0, 5.0))
+        rate = (counts + strength * prior) / (x.n_baskets[rows] + strength)
+        logits = (
+            F.softplus(self.raw_sharpness) * torch.log(rate)
+            + F.softplus(self.raw_decayed_weight) * relative
+            + self.recency_weight / recency
         )
-        logits = self.mlp(features).squeeze(1) + self.item_bias[items]
         return torch.full_like(x.history, _MASKED).index_put((rows, items), logits)
 
 

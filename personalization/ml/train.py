@@ -143,7 +143,7 @@ def _train_epoch(model, data, optimizer, config, generator, device):
 
 
 #: Training settings that work for each network (on the synthetic benchmark, 600 to 3000 shoppers).
-NEXT_BASKET_TRAINING = TrainConfig(learning_rate=1e-2, patience=3)
+NEXT_BASKET_TRAINING = TrainConfig(learning_rate=1e-2, weight_decay=1e-4, patience=3)
 AUTOENCODER_TRAINING = TrainConfig(learning_rate=1e-3, patience=5, epochs=60)
 PROPENSITY_TRAINING = TrainConfig(epochs=200, learning_rate=1e-2, patience=10)
 

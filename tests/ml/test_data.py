@@ -1,0 +1,170 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from personalization.ml.data import (
+    PAD,
+    SPECIAL_ITEMS,
+    UNKNOWN,
+    BasketSequences,
+    Decay,
+    NextBasketData,
+    Vocabulary,
+    build_sequences,
+    data_window,
+    decayed_frequency,
+    item_statistics,
+    model_inputs,
+    prepare_frame,
+    purchase_labels,
+    shopper_features,
+    tifu_weights,
+)
+
+from .conftest import order_lines
+
+
+def baskets_as_ids(sequences, user_id):
+    row = sequences.row_of([user_id])[0]
+    return [sorted(sequences.vocabulary.decode(b)) for b in sequences.baskets_of(row)]
+
+
+def test_baskets_follow_order_time_not_row_order(tiny_frame):
+    shuffled = tiny_frame.sample(frac=1.0, random_state=1)
+
+    sequences = build_sequences(shuffled)
+
+    assert baskets_as_ids(sequences, "bob") == [["bread", "milk"], ["bread", "jam"], ["bread", "jam", "milk"]]
+
+
+def test_order_number_orders_baskets_when_there_are_no_times(tiny_frame):
+    frame = tiny_frame.drop(columns=["ordered_at"])
+    frame["order_number"] = frame["order_number"].map({1: 40, 2: 30, 3: 20, 4: 10})
+
+    sequences = build_sequences(frame)
+
+    assert baskets_as_ids(sequences, "ann")[0] == ["apple", "eggs"]
+
+
+def test_a_product_twice_in_one_order_counts_once():
+    frame = order_lines({"u": [["tea", "tea", "milk"], ["tea"]]})
+
+    sequences = build_sequences(frame)
+
+    assert baskets_as_ids(sequences, "u") == [["milk", "tea"], ["tea"]]
+
+
+def test_vocabulary_keeps_products_seen_min_count_times_and_maps_the_rest_to_unknown(tiny_frame):
+    sequences = build_sequences(tiny_frame, min_count=4)
+
+    assert sequences.vocabulary.items[: len(SPECIAL_ITEMS)] == SPECIAL_ITEMS
+    assert set(sequences.vocabulary.items[len(SPECIAL_ITEMS) :]) == {"apple", "bread", "eggs", "milk"}
+    assert list(sequences.vocabulary.encode(["jam", "apple"])) == [UNKNOWN, sequences.vocabulary.encode(["apple"])[0]]
+
+
+@pytest.mark.parametrize(
+    "frame, message",
+    [
+        (pd.DataFrame(columns=["user_id", "order_id", "product_id", "order_number"]), "empty"),
+        (pd.DataFrame({"user_id": ["u"], "product_id": ["p"], "order_number": [1]}), "missing: order_id"),
+        (pd.DataFrame({"user_id": ["u"], "order_id": ["o"], "product_id": ["p"]}), "order_number or ordered_at"),
+        ("not a frame", "DataFrame"),
+    ],
+)
+def test_unusable_frames_raise_value_error_saying_why(frame, message):
+    with pytest.raises(ValueError, match=message):
+        prepare_frame(frame)
+
+
+def test_training_pairs_need_a_shopper_with_two_baskets():
+    sequences = build_sequences(order_lines({"u": [["tea"]], "v": [["milk"]]}))
+
+    with pytest.raises(ValueError, match="two baskets"):
+        NextBasketData(sequences, window=2, max_basket_size=4, decay=Decay())
+
+
+def test_tifu_weights_follow_the_papers_grouping():
+    # 3 baskets, groups of 2 counted from the latest: {b3, b2} and {b1}; k = 2 groups.
+    weights = tifu_weights(distance=[0, 1, 2], n_baskets=[3, 3, 3], group_size=2, within_decay=0.5, across_decay=0.5)
+
+    # b3: 1 / (2 * 2); b2: 0.5 / (2 * 2); b1 (older group of one): 0.5 / (1 * 2).
+    np.testing.assert_allclose(weights, [0.25, 0.125, 0.25])
+
+
+def test_decayed_frequency_sums_basket_weights_per_item():
+    vocabulary = Vocabulary(SPECIAL_ITEMS + ("a", "b", "c"))
+    sequences = BasketSequences.from_baskets([[[2, 3], [3, 4], [2, 3]]], vocabulary)
+
+    vector = decayed_frequency(sequences, decay=Decay(2, 0.5, 0.5), dense=True)[0]
+
+    np.testing.assert_allclose(vector.numpy(), [0, 0, 0.25 + 0.25, 0.25 + 0.125 + 0.25, 0.125])
+    assert decayed_frequency(sequences, decay=None).to_dense()[0, 3] == 3
+
+
+def test_model_inputs_hold_the_last_baskets_oldest_first_and_left_padded():
+    vocabulary = Vocabulary(SPECIAL_ITEMS + ("a", "b", "c"))
+    sequences = BasketSequences.from_baskets([[[2, 3], [4]]], vocabulary)
+
+    x = model_inputs(sequences, window=3, max_basket_size=2, decay=Decay())
+
+    assert x.baskets.tolist() == [[[PAD, PAD], [2, 3], [4, PAD]]]
+    assert x.counts[0].tolist() == [0, 0, 1, 1, 1]
+    assert x.recency[0].tolist() == [0, 0, 2, 2, 1]
+    assert x.n_baskets.tolist() == [2]
+
+
+def test_pairs_predict_each_basket_from_the_ones_before(tiny_frame):
+    sequences = build_sequences(tiny_frame)
+    data = NextBasketData(sequences, window=2, max_basket_size=4, decay=Decay())
+
+    x, targets = data.batch(np.arange(len(data)))
+
+    assert len(data) == (4 - 1) + (3 - 1) + (3 - 1)
+    assert x.baskets.shape == (len(data), 2, 4) and targets.shape == (len(data), sequences.n_items)
+    assert torch.all(targets[:, : len(SPECIAL_ITEMS)] == 0)
+    assert torch.all((x.history > 0) == (x.counts > 0))
+
+
+def test_validation_holds_out_each_shoppers_last_pair(tiny_frame):
+    data = NextBasketData(build_sequences(tiny_frame), window=2, max_basket_size=4, decay=Decay())
+
+    train, validation = data.validation_split()
+
+    assert len(train) + len(validation) == len(data)
+    counts = data.sequences.basket_counts[validation.pairs[:, 0]]
+    assert np.all(validation.pairs[:, 1] == counts - 1)
+
+
+def test_item_statistics_measure_how_often_a_product_is_bought_again():
+    sequences = build_sequences(order_lines({"u": [["tea", "jam"], ["tea"], ["tea"]], "v": [["jam"], ["milk"]]}))
+    tea, jam = sequences.vocabulary.encode(["tea", "jam"])
+
+    statistics = item_statistics(sequences, prior=0.0)
+
+    assert statistics[tea, 1] == pytest.approx(2 / 3)
+    assert statistics[jam, 1] == 0.0
+    assert statistics[tea, 0] > statistics[jam, 0]
+
+
+def test_propensity_features_and_labels_split_at_the_cutoff(tiny_frame):
+    cutoff = pd.Timestamp("2024-01-03 12:00", tz="UTC")
+
+    features = shopper_features(tiny_frame, cutoff)
+    labels = purchase_labels(tiny_frame, cutoff, horizon_days=1)
+
+    assert features.loc["ann", "days_since_last_order"] == pytest.approx(0.5)
+    assert features.loc["ann", "log_orders"] == pytest.approx(np.log1p(2))
+    assert labels.to_dict() == {"ann": 1.0, "bob": 1.0, "cat": 1.0}
+    assert purchase_labels(tiny_frame, cutoff + pd.Timedelta(days=1), horizon_days=1).to_dict() == {
+        "ann": 1.0,
+        "bob": 0.0,
+        "cat": 0.0,
+    }
+
+
+def test_data_window_describes_the_frame(tiny_frame):
+    window = data_window(tiny_frame)
+
+    assert window["shoppers"] == 3 and window["orders"] == 10 and window["products"] == 5
+    assert window["last_order_at"].startswith("2024-01-05")

@@ -1,0 +1,152 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from personalization.ml.evaluate import (
+    MODEL_NAMES,
+    evaluate_all,
+    evaluate_propensity,
+    leave_last_out,
+    ndcg_at_k,
+    predictions,
+    ranking_metrics,
+    recall_at_k,
+    repeat_explore_recall,
+    roc_auc,
+)
+from personalization.synthetic import generate_catalog, generate_histories
+
+from .conftest import order_lines
+
+
+def test_recall_counts_target_items_found_in_the_first_k():
+    assert recall_at_k(["a", "b", "c", "d"], {"b", "d", "e"}, 2) == pytest.approx(1 / 3)
+    assert recall_at_k(["a", "b", "c", "d"], {"b", "d", "e"}, 4) == pytest.approx(2 / 3)
+
+
+def test_ndcg_discounts_hits_by_rank_over_the_ideal_ranking():
+    expected = (1 / math.log2(3) + 1 / math.log2(5)) / (1 + 1 / math.log2(3) + 1 / math.log2(4))
+
+    assert ndcg_at_k(["a", "b", "c", "d"], {"b", "d", "e"}, 4) == pytest.approx(expected)
+    assert ndcg_at_k(["b", "d", "e"], {"b", "d", "e"}, 3) == pytest.approx(1.0)
+
+
+def test_repeat_and_explore_recall_split_the_target_by_what_was_bought_before():
+    ranked, target, bought = ["a", "b", "c", "d"], {"b", "d", "e"}, {"b", "x"}
+
+    assert repeat_explore_recall(ranked, target, bought, 2) == (1.0, 0.0)
+    assert repeat_explore_recall(ranked, target, bought, 4) == (1.0, 0.5)
+    assert repeat_explore_recall(ranked, {"b"}, bought, 4) == (1.0, None)
+
+
+def test_ranking_metrics_average_repeat_and_explore_only_over_shoppers_who_have_such_items():
+    metrics = ranking_metrics(
+        ranked=[["a", "b"], ["c", "d"]],
+        targets=[{"a"}, {"d", "z"}],
+        bought=[{"a"}, set()],
+        ks=(2,),
+        discovery=[["q", "r"], ["d", "q"]],
+    )
+
+    assert metrics["recall@2"] == pytest.approx((1.0 + 0.5) / 2)
+    assert metrics["repeat_recall@2"] == pytest.approx(1.0)  # only the first shopper has repeats
+    assert metrics["explore_recall@2"] == pytest.approx(0.5)  # only the second has new items
+    assert metrics["discovery_recall@2"] == pytest.approx(0.5)
+
+
+def test_empty_target_baskets_are_refused():
+    with pytest.raises(ValueError, match="empty"):
+        recall_at_k(["a"], set(), 1)
+
+
+def test_leave_last_out_targets_the_last_basket_and_keeps_short_histories_for_learning(tiny_frame):
+    extra = order_lines({"dan": [["jam"], ["jam", "kiwi"]]})
+    frame = pd.concat([tiny_frame, extra], ignore_index=True)
+
+    test = leave_last_out(frame, min_baskets=3)
+    validation = leave_last_out(frame, min_baskets=3, skip=1)
+
+    evaluated = list(test.history.user_ids[test.users])
+    assert sorted(evaluated) == ["ann", "bob", "cat"]
+    ann = evaluated.index("ann")
+    assert sorted(test.history.vocabulary.decode(test.targets[ann])) == ["apple", "eggs"]
+    assert test.history.basket_counts[test.history.row_of(["ann", "dan"])].tolist() == [3, 2]
+    assert validation.history.basket_counts[validation.history.row_of(["ann", "dan"])].tolist() == [2, 1]
+    v_ann = list(validation.history.user_ids[validation.users]).index("ann")
+    assert sorted(validation.history.vocabulary.decode(validation.targets[v_ann])) == ["apple", "bread", "milk"]
+
+
+def test_products_first_seen_in_the_target_count_as_misses_not_as_unknown_entries():
+    frame = order_lines({"u": [["a"], ["a"], ["a", "new1", "new2"]]})
+
+    split = leave_last_out(frame)
+
+    assert sorted(split.targets[0].tolist())[:2] == [-2, -1]
+
+
+def test_too_little_data_to_evaluate_says_so(tiny_frame):
+    with pytest.raises(ValueError, match="no shopper has 5 orders"):
+        evaluate_all(tiny_frame, min_baskets=5)
+
+
+@pytest.fixture(scope="module")
+def small_store():
+    return generate_histories(generate_catalog(50, seed=5), 80, seed=5)
+
+
+def test_evaluate_all_gives_one_row_per_model_with_every_metric(small_store):
+    results = evaluate_all(small_store, ks=(5, 10), models=MODEL_NAMES)
+
+    assert list(results["model"]) == list(MODEL_NAMES)
+    for column in ("recall@5", "ndcg@10", "repeat_recall@10", "explore_recall@5", "discovery_recall@10"):
+        assert results[column].between(0, 1).all(), column
+    assert results.attrs["evaluated_shoppers"] == 80
+    personal = results.set_index("model").loc["personal_frequency"]
+    popular = results.set_index("model").loc["popularity"]
+    assert personal["recall@10"] > popular["recall@10"]
+
+
+def test_predictions_give_each_shopper_n_known_products_best_first(small_store):
+    best = predictions(small_store, model_name="personal_frequency", n=7)
+
+    assert set(best) == set(small_store["user_id"])
+    assert all(len(items) == 7 and len(set(items)) == 7 for items in best.values())
+    assert set().union(*best.values()) <= set(small_store["product_id"])
+    user = next(iter(best))
+    counts = small_store[small_store["user_id"] == user].groupby("product_id")["order_id"].nunique()
+    assert counts[best[user][0]] == counts.max()
+
+
+def test_unknown_model_names_are_refused(small_store):
+    with pytest.raises(ValueError, match="unknown model"):
+        evaluate_all(small_store, models=("deep_magic",))
+
+
+def test_roc_auc_matches_a_hand_count():
+    # Positives 0.9 and 0.4, negatives 0.5 and 0.1: 3 of 4 pairs ordered right.
+    assert roc_auc([1, 0, 1, 0], [0.9, 0.5, 0.4, 0.1]) == pytest.approx(0.75)
+    assert roc_auc([1, 0], [0.5, 0.5]) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="both positive and negative"):
+        roc_auc([1, 1], [0.1, 0.2])
+
+
+def test_purchase_propensity_beats_chance_on_shoppers_it_never_saw():
+    frame = generate_histories(generate_catalog(40, seed=2), 300, seed=2)
+
+    report = evaluate_propensity(frame, horizon_days=7, seed=0)
+
+    assert report["auc"] > 0.7
+    assert 0 < report["buyer_share"] < 1 and report["test_shoppers"] > 0
+
+
+def test_propensity_needs_order_times(tiny_frame):
+    with pytest.raises(ValueError, match="ordered_at"):
+        evaluate_propensity(tiny_frame.drop(columns=["ordered_at"]))
+
+
+def test_metrics_are_numbers_not_arrays(small_store):
+    results = evaluate_all(small_store, ks=(5,), models=("popularity",))
+
+    assert isinstance(results.loc[0, "ndcg@5"], float) and np.isfinite(results.loc[0, "ndcg@5"])

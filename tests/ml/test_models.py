@@ -1,0 +1,183 @@
+import numpy as np
+import pytest
+import torch
+
+from personalization.ml.data import SPECIAL_ITEMS, Decay, NextBasketData, build_sequences, model_inputs
+from personalization.ml.models import (
+    AutoencoderConfig,
+    NextBasketCNN,
+    NextBasketConfig,
+    PropensityConfig,
+    PurchasePropensity,
+    ShopperAutoencoder,
+    describe_segments,
+    kmeans,
+    score_session,
+    score_shoppers,
+    shopper_embeddings,
+)
+from personalization.ml.train import TrainConfig, train_autoencoder, train_next_basket
+
+from .conftest import order_lines
+
+SMALL_CNN = NextBasketConfig(window=3, max_basket_size=24, embedding_dim=16, horizontal_filters=4, vertical_filters=2)
+QUICK = TrainConfig(epochs=3, patience=None, learning_rate=1e-2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def store(store_frame):
+    return build_sequences(store_frame)
+
+
+@pytest.fixture(scope="module")
+def trained_cnn(store):
+    return train_next_basket(store, SMALL_CNN, QUICK).model
+
+
+def a_batch(sequences, config, n=8):
+    return NextBasketData.for_model(sequences, config).batch(np.arange(n))
+
+
+def test_cnn_scores_every_item_and_returns_a_loss_only_with_targets(store):
+    config = NextBasketConfig(**{**SMALL_CNN.__dict__, "n_items": store.n_items})
+    model = NextBasketCNN(config)
+    x, targets = a_batch(store, config)
+
+    scores, no_loss = model(x)
+    _, loss = model(x, targets)
+    loss.backward()
+
+    assert scores.shape == (8, store.n_items) and no_loss is None
+    assert torch.isfinite(loss) and loss.item() > 0
+    assert model.repeat.prior[0].weight.grad is not None and model.output.weight.grad is not None
+
+
+def test_cnn_scores_are_log_probabilities_and_never_the_padding_or_unknown_entries(trained_cnn, store):
+    scores = score_shoppers(trained_cnn, store, users=[0, 1, 2])
+
+    assert torch.allclose(scores.exp().sum(1), torch.ones(3), atol=1e-4)
+    best = scores.topk(10).indices
+    assert not np.isin(best.numpy(), range(len(SPECIAL_ITEMS))).any()
+
+
+def test_repeat_component_puts_a_shoppers_staple_near_the_top(trained_cnn, store):
+    popularity = np.bincount(store.items, minlength=store.n_items)
+    popularity[: len(SPECIAL_ITEMS)] = popularity.max() + 1
+    staple = int(np.argmin(popularity))  # the least popular product: only the repeat signal lifts it
+    others = np.random.default_rng(0).choice(np.arange(len(SPECIAL_ITEMS), store.n_items), size=(6, 4))
+    history = [[staple, *basket] for basket in others.tolist()]
+
+    scores = score_session(trained_cnn, history[-1], previous_baskets=history[:-1])
+
+    assert staple in scores.topk(3).indices.tolist()
+
+
+def test_cart_completion_scores_an_anonymous_partial_basket(trained_cnn, store):
+    cart = [int(store.items[0]), int(store.items[1])]
+
+    anonymous = score_session(trained_cnn, cart)
+    known = score_session(trained_cnn, cart, previous_baskets=store.baskets_of(0))
+
+    assert anonymous.shape == (store.n_items,) and torch.isfinite(anonymous[len(SPECIAL_ITEMS) :]).all()
+    assert not torch.allclose(anonymous, known)
+
+
+def test_same_seed_gives_the_same_scores_and_another_seed_does_not(store):
+    few = store.subset(np.arange(30))
+    once = TrainConfig(epochs=1, patience=None, seed=0)
+    first = train_next_basket(few, SMALL_CNN, once).model
+    again = train_next_basket(few, SMALL_CNN, once).model
+    other = train_next_basket(few, SMALL_CNN, TrainConfig(epochs=1, patience=None, seed=1)).model
+
+    assert torch.equal(score_shoppers(first, few, [0, 5]), score_shoppers(again, few, [0, 5]))
+    assert not torch.equal(score_shoppers(first, few, [0, 5]), score_shoppers(other, few, [0, 5]))
+
+
+def test_autoencoder_scores_only_products_never_bought_and_embeds_shoppers(store):
+    config = AutoencoderConfig(n_items=store.n_items, hidden_dim=32, latent_dim=8)
+    model = ShopperAutoencoder(config)
+    x, targets = a_batch(store, config)
+
+    scores, loss = model(x, targets)
+    embedding = model.embed(x)
+
+    assert scores.shape == (8, store.n_items) and torch.isfinite(loss)
+    assert torch.all(scores[x.counts > 0] < -1e8)
+    assert embedding.shape == (8, 8)
+
+
+@pytest.mark.parametrize("variational", [False, True])
+def test_autoencoder_trains_as_dae_or_vae(store, variational):
+    config = AutoencoderConfig(hidden_dim=32, latent_dim=8, variational=variational, kl_anneal_steps=10)
+
+    result = train_autoencoder(store, config, QUICK)
+
+    assert shopper_embeddings(result.model, store).shape == (store.n_users, 8)
+    assert all(np.isfinite(report.train_loss) for report in result.history)
+
+
+def test_propensity_model_standardises_features_and_gives_probabilities():
+    model = PurchasePropensity(PropensityConfig(n_features=3, hidden_dim=4))
+    x = torch.tensor([[1.0, 10.0, 100.0], [3.0, 30.0, 300.0]])
+    model.set_scaling(x)
+
+    logits, loss = model(x, torch.tensor([0.0, 1.0]))
+
+    assert logits.shape == (2,) and torch.isfinite(loss)
+    assert torch.all((model.probability(x) > 0) & (model.probability(x) < 1))
+
+
+def test_models_refuse_an_empty_vocabulary():
+    with pytest.raises(ValueError, match="at least one product"):
+        NextBasketCNN(NextBasketConfig(n_items=len(SPECIAL_ITEMS)))
+
+
+def test_kmeans_finds_separated_groups_and_is_seeded():
+    generator = torch.Generator().manual_seed(0)
+    centers = torch.tensor([[0.0, 0.0], [10.0, 10.0], [-10.0, 10.0]])
+    points = torch.cat([c + torch.randn(30, 2, generator=generator) for c in centers])
+
+    labels, found = kmeans(points, 3, seed=4)
+
+    groups = labels.view(3, 30)
+    assert all(len(set(row.tolist())) == 1 for row in groups)
+    assert len(set(groups[:, 0].tolist())) == 3
+    assert torch.equal(labels, kmeans(points, 3, seed=4)[0])
+
+
+def test_kmeans_refuses_no_points():
+    with pytest.raises(ValueError, match="at least one point"):
+        kmeans(torch.zeros(0, 2), 3)
+
+
+def test_segments_report_their_distinctive_categories():
+    frame = order_lines({"u": [["apple", "avocado"]], "v": [["apricot"]], "w": [["bread", "bagel"]]})
+    sequences = build_sequences(frame)
+    categories = np.array(["", ""] + [p[0].upper() for p in sequences.vocabulary.items[2:]], dtype=object)
+
+    segments = describe_segments([0, 0, 1], sequences, categories, top=1)
+
+    assert [s["shoppers"] for s in segments] == [2, 1]
+    assert segments[0]["top_categories"][0]["category"] == "A"
+    assert segments[1]["top_categories"][0]["category"] == "B"
+    assert segments[1]["top_categories"][0]["share"] == 1.0
+
+
+def test_model_inputs_of_a_session_match_the_models_window(store):
+    x = model_inputs(store, [0], window=SMALL_CNN.window, max_basket_size=SMALL_CNN.max_basket_size, decay=Decay())
+
+    assert x.baskets.shape == (1, SMALL_CNN.window, SMALL_CNN.max_basket_size)
+
+
+def test_repeat_score_grows_with_how_often_an_item_was_bought_whatever_its_weights():
+    torch.manual_seed(0)
+    sequences = build_sequences(order_lines({"u": [["a", "b", "c"], ["a", "b"], ["a"], ["a", "b", "c", "d"]]}))
+    config = NextBasketConfig(n_items=sequences.n_items, window=2, max_basket_size=4)
+    model = NextBasketCNN(config)
+    torch.nn.init.normal_(model.repeat.item_bias)  # any product prior
+    x = model_inputs(sequences, window=2, max_basket_size=4, decay=config.decay)
+    d = sequences.vocabulary.encode(["d"])[0]
+    more = x._replace(counts=x.counts.clone())
+    more.counts[0, d] = 3.0  # "d" bought 3 times instead of once, all else equal
+
+    assert model.repeat(more)[0, d] > model.repeat(x)[0, d]
