@@ -33,11 +33,12 @@ def prepare_frame(frame):
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"expected a pandas DataFrame of order lines, got {type(frame).__name__}")
     missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
-    if missing or not any(column in frame.columns for column in ORDER_COLUMNS):
-        needs = ", ".join(missing + ([] if any(c in frame.columns for c in ORDER_COLUMNS) else ["order_number or ordered_at"]))
+    if not any(column in frame.columns for column in ORDER_COLUMNS):
+        missing.append("order_number or ordered_at")
+    if missing:
         raise ValueError(
             "order lines need the columns user_id, order_id, product_id and order_number or ordered_at; "
-            f"missing: {needs}"
+            f"missing: {', '.join(missing)}"
         )
     if frame.empty:
         raise ValueError("there are no order lines: the frame is empty")
@@ -364,7 +365,8 @@ def item_statistics(sequences, prior=10.0):
     """(n_items, 2) per item: standardised log of the baskets holding it, and the share of those
     purchases that were repeats (the shopper had bought it before), shrunk towards the overall share
     with `prior` pseudo-purchases. What the repeat component knows about a product itself."""
-    user_of_line = np.repeat(np.repeat(np.arange(sequences.n_users), sequences.basket_counts), np.diff(sequences.basket_offsets))
+    user_of_basket = np.repeat(np.arange(sequences.n_users), sequences.basket_counts)
+    user_of_line = np.repeat(user_of_basket, np.diff(sequences.basket_offsets))
     key = user_of_line * sequences.n_items + sequences.items
     order = np.argsort(key, kind="stable")  # lines are in time order within a shopper
     sorted_key = key[order]

@@ -23,6 +23,7 @@ from personalization.ml.data import (
     SPECIAL_ITEMS,
     BasketSequences,
     build_sequences,
+    decayed_frequency,
     history_entries,
     last_order_ranks,
     prepare_frame,
@@ -214,19 +215,24 @@ def candidates(name, seed=0):
     raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
 
 
-def _rankings(model, split, n):
-    scores = model.score(split.history, split.users)
-    bought = split.bought()
-    seen = torch.zeros_like(scores, dtype=torch.bool)
-    rows = np.repeat(np.arange(len(bought)), [len(b) for b in bought])
-    seen[torch.from_numpy(rows), torch.from_numpy(np.concatenate(bought) if bought else np.zeros(0, np.int64))] = True
-    return top_items(scores, n), top_items(scores, n, exclude=seen), bought
+def recommend(model, sequences, users=None, n=20, exclude_bought=False, chunk=1024):
+    """(len(users), n) item indices, best first, scored `chunk` shoppers at a time so memory stays
+    at chunk x n_items; with `exclude_bought`, only products each shopper never bought."""
+    users = np.arange(sequences.n_users) if users is None else np.asarray(users, dtype=np.int64)
+    out = []
+    for start in range(0, len(users), chunk):
+        rows = users[start : start + chunk]
+        scores = model.score(sequences, rows)
+        exclude = decayed_frequency(sequences, rows, decay=None, dense=True) > 0 if exclude_bought else None
+        out.append(top_items(scores, n, exclude))
+    return np.concatenate(out) if out else np.zeros((0, n), dtype=np.int64)
 
 
 def score_split(model, split, ks=(10, 20)):
     """Metrics of a fitted model on a split."""
-    ranked, discovery, bought = _rankings(model, split, max(ks))
-    return ranking_metrics(ranked, split.targets, bought, ks, discovery)
+    ranked = recommend(model, split.history, split.users, max(ks))
+    discovery = recommend(model, split.history, split.users, max(ks), exclude_bought=True)
+    return ranking_metrics(ranked, split.targets, split.bought(), ks, discovery)
 
 
 def selection_metric(name, ks=(10, 20)):
@@ -252,8 +258,8 @@ def evaluate_all(frame, ks=(10, 20), models=MODEL_NAMES, seed=0, min_baskets=3, 
     """One row per model: test metrics on the last basket after choosing params on the one before.
 
     Columns: model, the metrics at each K, "validation" (the selection metric on the second-to-last
-    basket), the chosen params (JSON), seconds. `progress(name, i, n)` is called before each model. `frame.attrs` of the result holds
-    the split's sizes.
+    basket), the chosen params (JSON), seconds. `progress(name, i, n)` is called before each model.
+    The result's `attrs` hold the split's sizes.
     """
     ks = tuple(sorted(ks))
     validation = leave_last_out(frame, min_baskets, skip=1, min_count=min_count)
@@ -304,8 +310,7 @@ def fit_served_model(frame, model_name=SERVED_MODEL, seed=0, min_baskets=3, min_
 def predictions(frame, model_name=SERVED_MODEL, n=20, seed=0, min_baskets=3, min_count=1):
     """{user_id: [product ids, best first]}: each shopper's predicted next basket."""
     model, sequences = fit_served_model(frame, model_name, seed, min_baskets, min_count)
-    scores = model.score(sequences)
-    best = top_items(scores, n)
+    best = recommend(model, sequences, n=n)
     vocabulary = sequences.vocabulary
     return {user: vocabulary.decode(row) for user, row in zip(sequences.user_ids.tolist(), best)}
 
@@ -361,6 +366,7 @@ __all__ = [
     "repeat_explore_recall",
     "ranking_metrics",
     "top_items",
+    "recommend",
     "Split",
     "leave_last_out",
     "NeuralRecommender",

@@ -386,7 +386,7 @@ def describe_segments(labels, sequences, item_categories, top=3):
                 "segment": segment,
                 "shoppers": int((labels == segment).sum()),
                 "top_categories": [
-                    {"category": str(names[c]), "share": float(share[c]), "lift": float(share[c] / max(overall[c], 1e-12))}
+                    {"category": str(names[c]), "share": float(share[c]), "lift": float(share[c] / overall[c])}
                     for c in best
                     if share[c] > 0
                 ],

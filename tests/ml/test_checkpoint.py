@@ -28,8 +28,9 @@ def test_next_basket_model_round_trips_with_its_vocabulary_metrics_and_data_wind
     model = NextBasketCNN(NextBasketConfig(n_items=store.n_items, window=3, embedding_dim=8))
     model.repeat.item_statistics.normal_()
     window = data_window(store_frame)
+    metrics = {"recall@10": np.float64(0.4)}
 
-    blob = checkpoint.save(model, vocabulary=store.vocabulary, metrics={"recall@10": np.float64(0.4)}, data_window=window)
+    blob = checkpoint.save(model, vocabulary=store.vocabulary, metrics=metrics, data_window=window)
     loaded = checkpoint.load(blob)
 
     assert loaded.kind == "next_basket_cnn" and loaded.code_version == __version__
