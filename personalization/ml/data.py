@@ -494,12 +494,15 @@ class NextBasketData:
 
     def validation_split(self, seed=0):
         """(train, validation): each shopper's last pair validates, for shoppers with two pairs or more."""
+        if len(self.pairs) < 2:
+            raise ValueError("early stopping needs two training pairs or more; train with patience=None")
         users, positions = self.pairs[:, 0], self.pairs[:, 1]
         counts = self.sequences.basket_counts[users]
         held = (positions == counts - 1) & (counts >= 3)
         if not held.any() or held.all():
+            # No shopper has three baskets: a random fifth of the pairs validates, at least one each side.
             held = np.random.default_rng(seed).random(len(self.pairs)) < 0.2
-            held[0], held[-1] = len(self.pairs) > 1, False
+            held[0], held[-1] = True, False
         return self._with(self.pairs[~held]), self._with(self.pairs[held])
 
     def _with(self, pairs):

@@ -168,3 +168,11 @@ def test_data_window_describes_the_frame(tiny_frame):
 
     assert window["shoppers"] == 3 and window["orders"] == 10 and window["products"] == 5
     assert window["last_order_at"].startswith("2024-01-05")
+
+
+def test_early_stopping_with_a_single_pair_says_how_to_train_instead():
+    sequences = build_sequences(order_lines({"u": [["tea"], ["milk"]]}))
+    data = NextBasketData(sequences, window=2, max_basket_size=4, decay=Decay())
+
+    with pytest.raises(ValueError, match="patience=None"):
+        data.validation_split()
