@@ -1,0 +1,78 @@
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+from django.core.management.base import BaseCommand, CommandError
+
+from personalization.ml import evaluate
+
+USED_COLUMNS = {"user_id", "order_id", "product_id", "order_number", "ordered_at", "quantity", "price", "category"}
+
+
+class Command(BaseCommand):
+    help = (
+        "Evaluates every next-basket model and baseline leave-last-basket-out: for each shopper with at "
+        "least 3 baskets the last one is the target; parameters are chosen on the one before. Reads the "
+        "import CSV format (no database needed) or, with --from-db, the store's purchases."
+    )
+
+    def add_arguments(self, parser):
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("--csv", help="order lines: user_id, order_id, product_id, order_number or ordered_at")
+        source.add_argument("--from-db", action="store_true", help="evaluate on the store's purchase events")
+        parser.add_argument("--k", type=int, nargs="+", default=[10, 20], help="cut-offs (default: 10 20)")
+        parser.add_argument("--models", nargs="+", choices=evaluate.MODEL_NAMES, default=list(evaluate.MODEL_NAMES))
+        parser.add_argument("--json", dest="json_out", help="write the results table as JSON here")
+        parser.add_argument("--predictions", help="write one JSON line per shopper: the served model's 20 best items")
+        parser.add_argument("--seed", type=int, default=0)
+
+    def handle(self, *args, csv=None, from_db=False, k, models, json_out=None, predictions=None, seed=0, **options):
+        if any(value <= 0 for value in k):
+            raise CommandError(f"--k takes positive whole numbers, got {k}")
+        frame = self.read_csv(csv) if csv else self.read_db()
+        started = time.perf_counter()
+
+        def progress(name, i, n):
+            self.stderr.write(f"[{i + 1}/{n}] {name} ...")
+
+        try:
+            results = evaluate.evaluate_all(frame, ks=tuple(k), models=tuple(models), seed=seed, progress=progress)
+        except ValueError as exc:
+            raise CommandError(f"{csv or 'the store'}: {exc}") from exc
+        attrs = results.attrs
+        self.stdout.write(
+            f"{attrs['evaluated_shoppers']} shoppers evaluated (of {attrs['shoppers']}), {attrs['products']} products, "
+            f"in {time.perf_counter() - started:.0f}s\n"
+        )
+        self.stdout.write(evaluate.as_table(results))
+        if json_out:
+            payload = {"data": attrs, "results": json.loads(results.to_json(orient="records"))}
+            Path(json_out).write_text(json.dumps(payload, indent=2))
+            self.stdout.write(f"Results written to {json_out}")
+        if predictions:
+            self.write_predictions(frame, predictions, seed)
+
+    def write_predictions(self, frame, path, seed):
+        best = evaluate.predictions(frame, n=20, seed=seed)
+        with open(path, "w") as out:
+            for user_id, items in best.items():
+                out.write(json.dumps({"user_id": user_id, "items": items}) + "\n")
+        self.stdout.write(f"Predictions of {evaluate.SERVED_MODEL} for {len(best)} shoppers written to {path}")
+
+    def read_csv(self, path):
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=lambda c: c in USED_COLUMNS)
+        except FileNotFoundError:
+            raise CommandError(f"{path}: no such file") from None
+        except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise CommandError(f"{path}: cannot be read as CSV ({exc})") from None
+        for column in ("quantity", "price"):
+            if column in frame:
+                frame[column] = pd.to_numeric(frame[column], errors="coerce")
+        return frame
+
+    def read_db(self):
+        from personalization.services.frames import purchase_frame
+
+        return purchase_frame()

@@ -1,0 +1,213 @@
+"""Training: the store's purchases -> pandas -> `ml` -> held-out evaluation -> registry.
+
+Every run is a `TrainingRun`; every trained model is published as a `ModelVersion`. A version is
+activated only when, on the same held-out last baskets, it beats the personal-frequency baseline
+and the active version (re-scored on the new data, so the comparison is fair).
+"""
+import dataclasses
+import json
+import logging
+import time
+import traceback
+
+import torch
+from django.utils import timezone
+
+from personalization import registry
+from personalization.ml import checkpoint, evaluate
+from personalization.ml.baselines import PersonalFrequency
+from personalization.ml.data import PAD, UNKNOWN, build_sequences, data_window, item_categories
+from personalization.ml.models import score_shoppers, segment_shoppers
+from personalization.ml.train import choose_device
+from personalization.models import ModelKind, TrainingRun
+from personalization.services.frames import purchase_frame
+
+logger = logging.getLogger("personalization.training")
+
+KS = (10, 20)
+#: The network each model kind trains, for the `ml` evaluation helpers.
+NETWORK = {ModelKind.NEXT_BASKET: "next_basket_cnn", ModelKind.AUTOENCODER: "autoencoder"}
+PROPENSITY_HORIZON_DAYS = 7
+
+
+def plain(value):
+    """Numbers, lists and dicts only (numpy scalars become Python ones): what a checkpoint loaded with
+    weights_only=True and a JSONField both accept."""
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+
+
+class NotEnoughData(ValueError):
+    """The store's data cannot train or judge this model yet; the message says what is missing."""
+
+
+@dataclasses.dataclass
+class Outcome:
+    artifact: bytes
+    metrics: dict  # the candidate's held-out metrics
+    baseline: dict  # the baseline's metrics on the same held-out data
+    active: dict | None  # the active version's metrics on the same held-out data (None: no active version)
+    gate_metric: str
+    config: dict
+    data_window: dict
+
+
+def load(artifact):
+    """What serving and re-scoring load: the checkpoint of a published version."""
+    return checkpoint.load(artifact)
+
+
+class InVocabulary:
+    """A network fitted on another vocabulary, scoring shoppers in this data's vocabulary; products
+    it never saw score lowest. Lets the active version be judged on new data fairly."""
+
+    def __init__(self, model, vocabulary):
+        self.model, self.vocabulary = model, vocabulary
+
+    def score(self, sequences, users=None):
+        to_own = self.vocabulary.encode(list(sequences.vocabulary.items))
+        to_own[PAD] = PAD
+        remapped = dataclasses.replace(sequences, items=to_own[sequences.items], vocabulary=self.vocabulary)
+        own_scores = score_shoppers(self.model, remapped, users)
+        scores = own_scores[:, torch.from_numpy(to_own)]
+        scores[:, torch.from_numpy(to_own == UNKNOWN)] = -torch.inf
+        return scores
+
+
+def _active_metrics(kind, split):
+    version = registry.active(kind)
+    if version is None:
+        return None
+    try:
+        with version.artifact.open("rb") as file:
+            loaded = load(file.read())
+        return evaluate.score_split(InVocabulary(loaded.model, loaded.vocabulary), split, KS)
+    except Exception:
+        logger.exception("Cannot re-score the active %s; judging the new version against the baseline only", version)
+        return None
+
+
+def _split(frame):
+    try:
+        return evaluate.leave_last_out(frame, min_baskets=3)
+    except ValueError as exc:
+        raise NotEnoughData(str(exc)) from exc
+
+
+def train_network(kind, frame, device, seed=0, progress=None):
+    """Fits on history, judges on the held-out last baskets, then refits on everything to serve."""
+    network = NETWORK[kind]
+    split = _split(frame)
+    build, _ = evaluate.candidates(network, seed)
+
+    def on_device(recommender):
+        recommender.train_config = dataclasses.replace(recommender.train_config, device=device)
+        return recommender
+
+    candidate = on_device(build({})).fit(split.history)
+    metrics = evaluate.score_split(candidate, split, KS)
+    baseline = evaluate.score_split(PersonalFrequency().fit(split.history), split, KS)
+    active = _active_metrics(kind, split)
+    if progress:
+        progress(f"{kind}: held-out {evaluate.selection_metric(network, KS)} {metrics[evaluate.selection_metric(network, KS)]:.4f}")
+
+    sequences = build_sequences(frame)
+    final = on_device(build({"epochs": max(1, candidate.result.best_epoch)})).fit(sequences)
+    extra = {"baseline": baseline, "active": active}
+    if kind == ModelKind.AUTOENCODER:
+        categories = item_categories(frame, sequences.vocabulary)
+        _, segments = segment_shoppers(final.result.model, sequences, categories)
+        extra["segments"] = segments
+    window = data_window(frame)
+    artifact = checkpoint.save(
+        final.result.model, vocabulary=sequences.vocabulary, metrics=metrics, data_window=window, extra=plain(extra)
+    )
+    return Outcome(
+        artifact=artifact,
+        metrics=metrics,
+        baseline=baseline,
+        active=active,
+        gate_metric=evaluate.selection_metric(network, KS),
+        config=dataclasses.asdict(final.result.model.config),
+        data_window=window,
+    )
+
+
+def train_propensity(frame, device, seed=0, progress=None):
+    from personalization.ml.data import prepare_frame
+    from personalization.ml.train import propensity_data, train_propensity as fit_propensity
+
+    try:
+        metrics = evaluate.evaluate_propensity(frame, horizon_days=PROPENSITY_HORIZON_DAYS, seed=seed)
+        features, labels = propensity_data(prepare_frame(frame), PROPENSITY_HORIZON_DAYS)
+        result = fit_propensity(features, labels, train_config=None)
+    except ValueError as exc:
+        raise NotEnoughData(str(exc)) from exc
+    baseline = {"auc": max(metrics["recency_auc"], metrics["overdue_auc"])}
+    active_version = registry.active(ModelKind.PROPENSITY)
+    active = {"auc": active_version.metrics.get("auc")} if active_version else None
+    window = data_window(frame)
+    artifact = checkpoint.save(result.model, metrics=metrics, data_window=window, extra={"features": list(features.columns)})
+    return Outcome(artifact, metrics, baseline, active, "auc", dataclasses.asdict(result.model.config), window)
+
+
+TRAINERS = {
+    ModelKind.NEXT_BASKET: lambda frame, device, progress: train_network(ModelKind.NEXT_BASKET, frame, device, progress=progress),
+    ModelKind.AUTOENCODER: lambda frame, device, progress: train_network(ModelKind.AUTOENCODER, frame, device, progress=progress),
+    ModelKind.PROPENSITY: lambda frame, device, progress: train_propensity(frame, device, progress=progress),
+}
+
+
+def decide(outcome):
+    """(promote?, reason): beat the baseline and the active version on the gate metric."""
+    name = outcome.gate_metric
+    new, base = outcome.metrics.get(name), outcome.baseline.get(name)
+    if new is None or base is None or not new > base:
+        return False, f"kept inactive: {name} {new:.4f} does not beat the baseline's {base:.4f}"
+    if outcome.active is not None and outcome.active.get(name) is not None and not new > outcome.active[name]:
+        return False, f"kept inactive: {name} {new:.4f} does not beat the active version's {outcome.active[name]:.4f}"
+    against = f" and the active version's {outcome.active[name]:.4f}" if outcome.active and outcome.active.get(name) is not None else ""
+    return True, f"promoted: {name} {new:.4f} beats the baseline's {base:.4f}{against}"
+
+
+def train(kinds=tuple(ModelKind.values), device="auto", triggered_by="", progress=None, frame=None):
+    """Trains each kind in turn on the store's purchases; returns their TrainingRuns."""
+    frame = purchase_frame() if frame is None else frame
+    return [train_kind(kind, frame, device, triggered_by, progress) for kind in kinds]
+
+
+def train_kind(kind, frame, device="auto", triggered_by="", progress=None):
+    """One TrainingRun of one model kind: train, evaluate, publish, promote or keep inactive."""
+    chosen = choose_device(device).type
+    run = TrainingRun.objects.create(kind=kind, device=chosen, triggered_by=triggered_by)
+    started = time.perf_counter()
+    try:
+        if frame.empty:
+            raise NotEnoughData("there are no purchases to learn from yet")
+        outcome = TRAINERS[kind](frame, chosen, progress)
+        version = registry.publish(
+            kind,
+            outcome.artifact,
+            metrics={**outcome.metrics, "baseline": outcome.baseline, "active_before": outcome.active},
+            config=outcome.config,
+            data_window=outcome.data_window,
+            training_run=run,
+        )
+        promote, reason = decide(outcome)
+        if promote:
+            registry.activate(version)
+        _finish(run, TrainingRun.Status.PROMOTED if promote else TrainingRun.Status.KEPT_INACTIVE, message=reason)
+    except NotEnoughData as exc:
+        _finish(run, TrainingRun.Status.FAILED, message=f"not enough data: {exc}")
+    except Exception as exc:
+        logger.exception("Training %s failed", kind)
+        _finish(run, TrainingRun.Status.FAILED, message=str(exc), error=traceback.format_exc())
+    logger.info("%s in %.1fs: %s", run, time.perf_counter() - started, run.message)
+    return run
+
+
+def _finish(run, status, message="", error=""):
+    run.status, run.message, run.error, run.finished_at = status, message, error, timezone.now()
+    run.save(update_fields=["status", "message", "error", "finished_at"])
+
+
+__all__ = ["train", "train_kind", "decide", "load", "NotEnoughData", "InVocabulary"]

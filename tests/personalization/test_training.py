@@ -1,0 +1,59 @@
+"""Training runs: tiny data promotes nothing; the gate needs the baseline and the active version beaten."""
+import pytest
+
+from personalization import registry
+from personalization.models import ModelVersion, TrainingRun
+from personalization.services import training
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+
+
+def test_with_no_purchases_every_run_fails_with_a_clear_message_and_nothing_is_published():
+    runs = training.train()
+
+    assert [run.status for run in runs] == ["failed"] * 3
+    assert all(run.message == "not enough data: there are no purchases to learn from yet" for run in runs)
+    assert ModelVersion.objects.count() == 0
+
+
+def test_tiny_data_says_what_is_missing(django_capture_on_commit_callbacks):
+    from personalization.models import Event
+
+    Event.objects.create(kind="purchase", user_id="1", order_id="A", product_id="9")
+
+    [run] = training.train(kinds=["next_basket"])
+
+    assert run.status == TrainingRun.Status.FAILED
+    assert "no shopper has 3 orders or more" in run.message
+    assert registry.active("next_basket") is None
+
+
+def outcome(new, baseline, active=None):
+    return training.Outcome(b"", {"ndcg@10": new}, {"ndcg@10": baseline}, None if active is None else {"ndcg@10": active}, "ndcg@10", {}, {})
+
+
+@pytest.mark.parametrize(
+    "new, baseline, active, promoted",
+    [(0.5, 0.4, None, True), (0.5, 0.4, 0.45, True), (0.4, 0.4, None, False), (0.5, 0.4, 0.5, False), (0.3, 0.4, 0.1, False)],
+)
+def test_a_version_is_promoted_only_when_it_beats_the_baseline_and_the_active_version(new, baseline, active, promoted):
+    promote, reason = training.decide(outcome(new, baseline, active))
+
+    assert promote is promoted
+    assert reason.startswith("promoted" if promoted else "kept inactive")
+
+
+def test_a_checkpoint_with_numpy_numbers_in_its_extras_loads_safely():
+    import numpy as np
+
+    from personalization.ml import checkpoint
+    from personalization.ml.baselines import PersonalFrequency
+
+    data = checkpoint.save(PersonalFrequency(), extra=training.plain({"segments": [{"size": np.int64(3), "share": np.float32(0.5)}]}))
+
+    assert checkpoint.load(data).extra == {"segments": [{"size": 3, "share": 0.5}]}
