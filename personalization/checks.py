@@ -1,7 +1,11 @@
 """System checks: a misconfigured store is reported at `manage.py check`, with the fix."""
+from django.apps import apps
 from django.core import checks
-from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.core.exceptions import FieldDoesNotExist
+from django.dispatch import Signal
+from django.utils.module_loading import import_string
 
+from personalization.adapters import ModelAdapter, StoreAdapter, resolve_field_path
 from personalization.conf import settings
 
 # id -> (message, hint); kept together so codes stay stable.
@@ -36,12 +40,6 @@ def error(code, obj=None, **detail):
 
 @checks.register()
 def check_settings(app_configs=None, **kwargs):
-    from django.apps import apps
-    from django.utils.module_loading import import_string
-    from django.dispatch import Signal
-
-    from personalization.adapters import StoreAdapter, resolve_field_path
-
     unknown = settings.unknown_keys()
     if unknown:
         return [error("E001", detail=", ".join(unknown))]
@@ -55,7 +53,7 @@ def check_settings(app_configs=None, **kwargs):
             raise ImportError(f"{adapter_path!r} is not a StoreAdapter subclass")
     except ImportError as exc:
         return [error("E005", detail=str(exc))]
-    if not adapter_class.__name__ == "ModelAdapter" and "ModelAdapter" not in [c.__name__ for c in adapter_class.__mro__]:
+    if not issubclass(adapter_class, ModelAdapter):
         return []  # a custom adapter answers for itself
 
     for setting, (fields_setting, required) in MODEL_FIELDS.items():

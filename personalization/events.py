@@ -15,7 +15,6 @@ from django.utils import timezone
 from personalization.conf import settings
 from personalization.models import Event, EventKind, EventSource
 from personalization import privacy
-from personalization.privacy import is_opted_out
 
 logger = logging.getLogger("personalization.events")
 
@@ -107,7 +106,7 @@ def bulk_record(new_events):
     for event in new_events:
         event.validate()
         shopper = event.shopper
-        if is_opted_out(shopper.user_id, shopper.session_key):
+        if privacy.is_opted_out(shopper.user_id, shopper.session_key):
             continue
         if event.kind == EventKind.VIEW and not _first_view_in_window(event):
             continue
@@ -225,9 +224,9 @@ def merge_session(session_keys, user):
     if not keys:
         return 0
     anonymous = Event.objects.filter(session_key__in=keys, user_id="")
-    if any(is_opted_out(session_key=key) for key in keys) and not is_opted_out(user_id=user.pk):
+    if any(privacy.is_opted_out(session_key=key) for key in keys) and not privacy.is_opted_out(user_id=user.pk):
         privacy.opt_out(user=user)
-    if is_opted_out(user_id=user.pk):
+    if privacy.is_opted_out(user_id=user.pk):
         anonymous.delete()
         return 0
     return anonymous.update(user_id=str(user.pk), session_key="")

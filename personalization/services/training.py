@@ -16,9 +16,10 @@ from django.utils import timezone
 from personalization import registry
 from personalization.ml import checkpoint, evaluate
 from personalization.ml.baselines import PersonalFrequency
-from personalization.ml.data import PAD, UNKNOWN, build_sequences, data_window, item_categories
+from personalization.ml.data import PAD, UNKNOWN, build_sequences, data_window, item_categories, prepare_frame
 from personalization.ml.models import score_shoppers, segment_shoppers
-from personalization.ml.train import choose_device
+from personalization.ml.train import choose_device, propensity_data
+from personalization.ml.train import train_propensity as fit_propensity
 from personalization.models import ModelKind, TrainingRun
 from personalization.services.frames import purchase_frame
 
@@ -133,9 +134,6 @@ def train_network(kind, frame, device, seed=0, progress=None):
 
 
 def train_propensity(frame, device, seed=0, progress=None):
-    from personalization.ml.data import prepare_frame
-    from personalization.ml.train import propensity_data, train_propensity as fit_propensity
-
     try:
         metrics = evaluate.evaluate_propensity(frame, horizon_days=PROPENSITY_HORIZON_DAYS, seed=seed)
         features, labels = propensity_data(prepare_frame(frame), PROPENSITY_HORIZON_DAYS)
