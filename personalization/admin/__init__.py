@@ -46,3 +46,6 @@ class OptOutAdmin(admin.ModelAdmin):
     list_display = ["__str__", "user", "created_at"]
     search_fields = ["user__username", "session_key"]
     raw_id_fields = ["user"]
+
+
+from personalization.admin import coupons, placements  # noqa: E402,F401  (register their screens)

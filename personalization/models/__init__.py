@@ -156,3 +156,8 @@ class ModelVersion(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} v{self.number}"
+
+
+# Recommendation placements and personalized coupons live in their own modules.
+from personalization.models.placements import *  # noqa: E402,F401,F403
+from personalization.models.coupons import *  # noqa: E402,F401,F403

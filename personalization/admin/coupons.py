@@ -1,0 +1,1 @@
+"""Admin screens for coupon campaigns and coupons."""

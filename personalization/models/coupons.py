@@ -1,0 +1,2 @@
+"""Personalized coupons: campaigns and the coupons they issue."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""Placements: the recommendation units a shop owner configures."""
+__all__ = []
