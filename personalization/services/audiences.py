@@ -1,0 +1,154 @@
+"""Who a coupon campaign is for: a shopper segment, affinity to a category, a purchase-propensity
+range, or an abandoned cart. Each returns the user ids (as events store them) of signed-in shoppers.
+
+The segment and propensity audiences read the active model versions; torch is imported only there,
+so that checking a coupon at checkout never loads it.
+"""
+from datetime import timedelta
+
+import pandas as pd
+from django.db.models import Max
+from django.utils import timezone
+
+from personalization import registry
+from personalization.models import CouponCampaign, Event, EventKind, ModelKind
+from personalization.services.frames import purchase_frame
+
+Audience = CouponCampaign.Audience
+
+
+class AudienceUnavailable(Exception):
+    """The audience cannot be computed now (e.g. no active model); the message says why."""
+
+
+def members(campaign, now=None):
+    """The user ids in the campaign's audience."""
+    now = now or timezone.now()
+    if campaign.audience == Audience.SEGMENT:
+        return segment_members(campaign.segment)
+    if campaign.audience == Audience.CATEGORY_AFFINITY:
+        shares = category_shares(campaign.affinity_category)
+        return {user_id for user_id, share in shares.items() if share >= float(campaign.affinity_share)}
+    if campaign.audience == Audience.PROPENSITY:
+        low = float(campaign.propensity_min) if campaign.propensity_min is not None else 0.0
+        high = float(campaign.propensity_max) if campaign.propensity_max is not None else 1.0
+        return {user_id for user_id, p in purchase_propensities(now).items() if low <= p <= high}
+    if campaign.audience == Audience.CART_ABANDONMENT:
+        return abandoned_carts(timedelta(hours=campaign.abandoned_hours), now)
+    raise AudienceUnavailable(f"unknown audience {campaign.audience!r}")
+
+
+def category_shares(category):
+    """{user id: share of the shopper's purchased order lines in `category`} (names compared
+    without regard to case), for every shopper who bought something."""
+    frame = purchase_frame()
+    if frame.empty:
+        return {}
+    wanted = str(category).strip().casefold()
+    in_category = frame["category"].astype(str).str.strip().str.casefold() == wanted
+    shares = in_category.groupby(frame["user_id"].astype(str), observed=True).mean()
+    return {str(user_id): float(share) for user_id, share in shares.items()}
+
+
+def abandoned_carts(idle, now=None):
+    """Shoppers whose cart still holds something they added, untouched for at least `idle`, with no
+    purchase since: the cart_add and cart_remove events after each shopper's last purchase."""
+    now = now or timezone.now()
+    cart_kinds = [EventKind.CART_ADD, EventKind.CART_REMOVE]
+    last_cart = dict(
+        Event.objects.filter(kind__in=cart_kinds)
+        .exclude(user_id="")
+        .values("user_id")
+        .annotate(last=Max("created_at"))
+        .filter(last__lte=now - idle)
+        .values_list("user_id", "last")
+    )
+    if not last_cart:
+        return set()
+    last_purchase = dict(
+        Event.objects.filter(kind=EventKind.PURCHASE, user_id__in=list(last_cart))
+        .values("user_id")
+        .annotate(last=Max("created_at"))
+        .values_list("user_id", "last")
+    )
+    candidates = {user_id for user_id, last in last_cart.items() if user_id not in last_purchase or last > last_purchase[user_id]}
+    held = {}
+    changes = (
+        Event.objects.filter(kind__in=cart_kinds, user_id__in=list(candidates))
+        .values_list("user_id", "product_id", "kind", "quantity", "created_at")
+        .order_by()
+    )
+    for user_id, product_id, kind, quantity, created_at in changes.iterator():
+        since = last_purchase.get(user_id)
+        if since is not None and created_at <= since:
+            continue
+        delta = quantity if kind == EventKind.CART_ADD else -quantity
+        held[(user_id, product_id)] = held.get((user_id, product_id), 0) + delta
+    return {user_id for (user_id, _), quantity in held.items() if quantity > 0}
+
+
+def segment_members(segment):
+    """Shoppers of segment number `segment` of the active shopper autoencoder.
+
+    Segments are k-means clusters of the shoppers the model learned from; its checkpoint lists them
+    (extra "segments") but not who is in each. The same k-means is run again on the same shoppers'
+    purchases (those up to the model's data window), which gives back the same clusters.
+    """
+    from personalization.ml.data import build_sequences
+    from personalization.ml.models import kmeans, shopper_embeddings
+    from personalization.services import training
+
+    loaded = registry.load_active(ModelKind.AUTOENCODER, training.load)
+    if loaded is None:
+        raise AudienceUnavailable("there is no active shopper autoencoder: train one first")
+    segments = loaded.extra.get("segments") or []
+    if segment not in {described["segment"] for described in segments}:
+        raise AudienceUnavailable(
+            f"the active shopper autoencoder has no segment {segment}; it has {len(segments)} (numbered from 0)"
+        )
+    frame = _within_window(purchase_frame(), loaded.data_window)
+    if frame.empty:
+        return set()
+    sequences = build_sequences(frame, vocabulary=loaded.vocabulary)
+    labels, _ = kmeans(shopper_embeddings(loaded.model, sequences), len(segments), seed=0)
+    return {str(user_id) for user_id, label in zip(sequences.user_ids, labels.tolist()) if label == segment}
+
+
+def purchase_propensities(now=None):
+    """{user id: probability of ordering within the active propensity model's horizon}, from each
+    shopper's orders before `now`."""
+    import torch
+
+    from personalization.ml.data import prepare_frame, shopper_features
+    from personalization.services import training
+
+    loaded = registry.load_active(ModelKind.PROPENSITY, training.load)
+    if loaded is None:
+        raise AudienceUnavailable("there is no active purchase propensity model: train one first")
+    frame = purchase_frame()
+    if frame.empty:
+        return {}
+    features = shopper_features(prepare_frame(frame), pd.Timestamp(now or timezone.now()))
+    columns = loaded.extra.get("features") or list(features.columns)
+    probabilities = loaded.model.probability(torch.from_numpy(features[columns].to_numpy(dtype="float32", copy=True)))
+    return {str(user_id): float(p) for user_id, p in zip(features.index, probabilities.tolist())}
+
+
+def _within_window(frame, window):
+    """The order lines up to the last order a model learned from."""
+    last = (window or {}).get("last_order_at")
+    if not last or frame.empty:
+        return frame
+    ordered_at = pd.to_datetime(frame["ordered_at"], utc=True)
+    # The window's time went through float days: allow for the rounding.
+    return frame[(ordered_at <= pd.Timestamp(last) + pd.Timedelta(milliseconds=1)).to_numpy()]
+
+
+__all__ = [
+    "AudienceUnavailable",
+    "members",
+    "category_shares",
+    "abandoned_carts",
+    "segment_members",
+    "purchase_propensities",
+]

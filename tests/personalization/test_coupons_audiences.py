@@ -1,0 +1,187 @@
+"""Coupon audiences: category affinity, abandoned carts, autoencoder segments, purchase propensity."""
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import torch
+from django.core.cache import cache
+from django.utils import timezone
+
+from personalization import registry
+from personalization.ml import checkpoint
+from personalization.ml.models import (
+    AutoencoderConfig,
+    PropensityConfig,
+    PurchasePropensity,
+    ShopperAutoencoder,
+    segment_shoppers,
+)
+from personalization.models import Coupon, Event
+from personalization.services import audiences, coupons
+from personalization.services.frames import purchase_frame
+from tests.factories import ProductFactory, UserFactory
+from tests.personalization.coupon_factories import CouponCampaignFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = timezone.now()
+
+
+@pytest.fixture(autouse=True)
+def fresh_models(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    cache.clear()
+    registry.forget_loaded()
+    yield
+    registry.forget_loaded()
+
+
+def event(kind, user, product_id="1", hours_ago=0, quantity=1, **fields):
+    return Event.objects.create(
+        kind=kind,
+        user_id=str(user.pk if hasattr(user, "pk") else user),
+        product_id=str(product_id),
+        quantity=quantity,
+        created_at=NOW - timedelta(hours=hours_ago),
+        **fields,
+    )
+
+
+# Category affinity
+
+
+def test_category_affinity_takes_shoppers_whose_share_of_purchases_reaches_the_threshold():
+    apple = ProductFactory(category__name="Fruit")
+    fan, casual = UserFactory(), UserFactory()
+    # The fan's purchases: 3 of 4 fruit, one recorded without a category (the store knows it's fruit).
+    for product_id, category in [(1, "Fruit"), (2, "fruit"), (apple.pk, ""), (3, "Dairy")]:
+        event("purchase", fan, product_id, category=category, order_id="A")
+    for product_id, category in [(1, "Fruit"), (3, "Dairy"), (4, "Dairy"), (5, "Bakery")]:
+        event("purchase", casual, product_id, category=category, order_id="B")
+
+    shares = audiences.category_shares("Fruit")
+    campaign = CouponCampaignFactory(affinity_category="Fruit", affinity_share=Decimal("0.50"))
+
+    assert shares == {str(fan.pk): 0.75, str(casual.pk): 0.25}
+    assert coupons.eligible_shoppers(campaign) == [fan.pk]
+
+
+# Abandoned carts
+
+
+def test_an_abandoned_cart_is_one_idle_long_enough_still_holding_something_and_not_bought_since():
+    abandoned, bought_since, too_recent, emptied, returned = (UserFactory() for _ in range(5))
+    event("cart_add", abandoned, hours_ago=5)
+    event("cart_add", bought_since, hours_ago=5)
+    event("purchase", bought_since, hours_ago=4, order_id="1")
+    event("cart_add", too_recent, hours_ago=1)
+    event("cart_add", emptied, hours_ago=6, quantity=2)
+    event("cart_remove", emptied, hours_ago=5, quantity=2)
+    event("purchase", returned, "7", hours_ago=48, order_id="2")
+    event("cart_add", returned, "7", hours_ago=49)  # bought then
+    event("cart_add", returned, "8", hours_ago=3)  # added after that purchase, still in the cart
+
+    found = audiences.abandoned_carts(timedelta(hours=2), now=NOW)
+
+    assert found == {str(abandoned.pk), str(returned.pk)}
+
+
+def test_abandoned_cart_coupons_go_only_to_running_abandoned_cart_campaigns():
+    shopper = UserFactory()
+    event("cart_add", shopper, hours_ago=30)
+    rescue = CouponCampaignFactory(audience="cart_abandonment", abandoned_hours=24)
+    CouponCampaignFactory(audience="cart_abandonment", abandoned_hours=24, active=False)
+    CouponCampaignFactory(affinity_category="Fruit")
+
+    results = coupons.issue_abandoned_cart_coupons(now=NOW)
+
+    assert {campaign.pk: result.issued for campaign, result in results.items()} == {rescue.pk: 1}
+    assert list(Coupon.objects.values_list("campaign_id", "user_id")) == [(rescue.pk, shopper.pk)]
+
+
+# Segments of the active shopper autoencoder
+
+
+def shoppers_with_two_tastes():
+    """Six shoppers who buy fruit and six who buy dairy, three orders each."""
+    users = [UserFactory() for _ in range(12)]
+    for n, user in enumerate(users):
+        products = ["f1", "f2", "f3"] if n < 6 else ["d1", "d2", "d3"]
+        for order in range(3):
+            for product in products[: 2 + order % 2]:
+                event("purchase", user, product, hours_ago=24 * (10 - order), order_id=f"{n}-{order}",
+                      category="Fruit" if n < 6 else "Dairy")
+    return users
+
+
+def publish_active_autoencoder():
+    """An autoencoder checkpoint as training publishes it: with its segments in `extra`."""
+    from personalization.ml.data import build_sequences, data_window, item_categories
+
+    frame = purchase_frame()
+    sequences = build_sequences(frame)
+    torch.manual_seed(0)
+    model = ShopperAutoencoder(AutoencoderConfig(n_items=len(sequences.vocabulary), hidden_dim=8, latent_dim=4)).eval()
+    labels, segments = segment_shoppers(model, sequences, item_categories(frame, sequences.vocabulary), k=2)
+    artifact = checkpoint.save(
+        model, vocabulary=sequences.vocabulary, data_window=data_window(frame), extra={"segments": segments}
+    )
+    registry.activate(registry.publish("autoencoder", artifact))
+    return dict(zip(sequences.user_ids.tolist(), labels.tolist()))
+
+
+def test_a_segment_audience_is_the_shoppers_the_active_autoencoder_put_in_that_segment():
+    shoppers_with_two_tastes()
+    trained_labels = publish_active_autoencoder()
+    newcomer = UserFactory()
+    event("purchase", newcomer, "f1", hours_ago=1, order_id="new", category="Fruit")  # after the model's data
+
+    for segment in (0, 1):
+        expected = {user for user, label in trained_labels.items() if label == segment}
+        assert audiences.segment_members(segment) == expected
+    assert str(newcomer.pk) not in audiences.segment_members(0) | audiences.segment_members(1)
+
+
+def test_a_segment_audience_needs_an_active_autoencoder_and_an_existing_segment():
+    with pytest.raises(audiences.AudienceUnavailable, match="no active shopper autoencoder"):
+        audiences.segment_members(0)
+
+    shoppers_with_two_tastes()
+    publish_active_autoencoder()
+    with pytest.raises(audiences.AudienceUnavailable, match="has no segment 5; it has 2"):
+        audiences.segment_members(5)
+
+
+# Purchase propensity
+
+
+def publish_active_propensity():
+    """A propensity model that is sure a shopper who ordered yesterday orders again and one who
+    ordered a month ago does not: p = sigmoid(5 - days since the last order)."""
+    from personalization.ml.data import PROPENSITY_FEATURES
+
+    model = PurchasePropensity(PropensityConfig(n_features=len(PROPENSITY_FEATURES)))
+    with torch.no_grad():
+        model.net[0].weight.zero_()
+        model.net[0].weight[0, PROPENSITY_FEATURES.index("days_since_last_order")] = -1.0
+        model.net[0].bias.fill_(5.0)
+    artifact = checkpoint.save(model, extra={"features": list(PROPENSITY_FEATURES)})
+    registry.activate(registry.publish("propensity", artifact))
+
+
+def test_a_propensity_audience_is_the_shoppers_whose_probability_falls_in_the_range():
+    likely, unlikely = UserFactory(), UserFactory()
+    event("purchase", likely, hours_ago=24, order_id="1")
+    event("purchase", unlikely, hours_ago=24 * 30, order_id="2")
+    publish_active_propensity()
+
+    probabilities = audiences.purchase_propensities(NOW)
+    campaign = CouponCampaignFactory(audience="propensity", propensity_min=None, propensity_max=Decimal("0.30"))
+
+    assert probabilities[str(likely.pk)] > 0.9 > 0.01 > probabilities[str(unlikely.pk)]
+    assert coupons.eligible_shoppers(campaign, now=NOW) == [unlikely.pk]
+
+
+def test_a_propensity_audience_needs_an_active_propensity_model():
+    with pytest.raises(audiences.AudienceUnavailable, match="no active purchase propensity model"):
+        coupons.eligible_shoppers(CouponCampaignFactory(audience="propensity", propensity_min=Decimal("0.5")))
