@@ -33,7 +33,10 @@ class CouponCampaignAdmin(admin.ModelAdmin):
         (_("Discount"), {"fields": ["discount_kind", "discount_value", "max_discount"]}),
         (
             _("Eligible carts"),
-            {"fields": ["min_cart_total", "categories"], "description": _("A coupon applies only to carts like these.")},
+            {
+                "fields": ["min_cart_total", "categories"],
+                "description": _("A coupon applies only to carts like these."),
+            },
         ),
         (
             _("Audience"),
@@ -112,14 +115,16 @@ class CouponCampaignAdmin(admin.ModelAdmin):
             except AudienceUnavailable as exc:
                 self.message_user(
                     request,
-                    gettext("%(campaign)s: cannot find its audience: %(reason)s.") % {"campaign": campaign, "reason": exc},
+                    gettext("%(campaign)s: cannot find its audience: %(reason)s.")
+                    % {"campaign": campaign, "reason": exc},
                     messages.ERROR,
                 )
                 continue
             if result.not_issuing:
                 self.message_user(
                     request,
-                    gettext("%(campaign)s: no coupons issued, %(reason)s.") % {"campaign": campaign, "reason": result.not_issuing},
+                    gettext("%(campaign)s: no coupons issued, %(reason)s.")
+                    % {"campaign": campaign, "reason": result.not_issuing},
                     messages.WARNING,
                 )
                 continue
@@ -136,7 +141,9 @@ class CouponCampaignAdmin(admin.ModelAdmin):
 
 @admin.register(Coupon)
 class CouponAdmin(admin.ModelAdmin):
-    list_display = ["code", "user", "campaign", "status", "issued_at", "expires_at", "redeemed_at", "order_id", "discount"]
+    list_display = [
+        "code", "user", "campaign", "status", "issued_at", "expires_at", "redeemed_at", "order_id", "discount"
+    ]
     list_filter = ["status", "campaign", ("issued_at", admin.DateFieldListFilter)]
     list_select_related = ["user", "campaign"]
     search_fields = ["=code", "user__username", "=order_id"]

@@ -31,11 +31,15 @@ class CouponCampaign(models.Model):
 
     name = models.CharField(_("name"), max_length=120)
     active = models.BooleanField(
-        _("active"), default=True, help_text=_("Only active campaigns issue coupons, and only their coupons can be used.")
+        _("active"),
+        default=True,
+        help_text=_("Only active campaigns issue coupons, and only their coupons can be used."),
     )
 
     # The discount
-    discount_kind = models.CharField(_("discount kind"), max_length=8, choices=DiscountKind.choices, default=DiscountKind.PERCENT)
+    discount_kind = models.CharField(
+        _("discount kind"), max_length=8, choices=DiscountKind.choices, default=DiscountKind.PERCENT
+    )
     discount_value = models.DecimalField(
         _("discount"),
         max_digits=10,
@@ -133,7 +137,10 @@ class CouponCampaign(models.Model):
         _("coupons per shopper"),
         default=1,
         validators=[MinValueValidator(1)],
-        help_text=_("How many coupons of this campaign one shopper can get in all; a new one only once the last is used or expired."),
+        help_text=_(
+            "How many coupons of this campaign one shopper can get in all; a new one only once the last is used "
+            "or expired."
+        ),
     )
     starts_at = models.DateTimeField(_("starts"), default=timezone.now)
     ends_at = models.DateTimeField(_("ends"), null=True, blank=True, help_text=_("Empty: runs until switched off."))
@@ -160,7 +167,9 @@ class CouponCampaign(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             # The budget's last line of defence: redemption updates `spent` only while this holds.
-            models.CheckConstraint(condition=Q(spent__gte=0) & Q(spent__lte=F("budget")), name="pers_campaign_within_budget"),
+            models.CheckConstraint(
+                condition=Q(spent__gte=0) & Q(spent__lte=F("budget")), name="pers_campaign_within_budget"
+            ),
         ]
         verbose_name = _("coupon campaign")
         verbose_name_plural = _("coupon campaigns")
@@ -170,7 +179,8 @@ class CouponCampaign(models.Model):
 
     def clean(self):
         errors = {}
-        if self.discount_kind == self.DiscountKind.PERCENT and self.discount_value is not None and self.discount_value > 100:
+        percent = self.discount_kind == self.DiscountKind.PERCENT
+        if percent and self.discount_value is not None and self.discount_value > 100:
             errors["discount_value"] = _("A percentage discount cannot be more than 100.")
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             errors["ends_at"] = _("The campaign must end after it starts.")

@@ -71,7 +71,9 @@ def abandoned_carts(idle, now=None):
         .annotate(last=Max("created_at"))
         .values_list("user_id", "last")
     )
-    candidates = {user_id for user_id, last in last_cart.items() if user_id not in last_purchase or last > last_purchase[user_id]}
+    candidates = {
+        user_id for user_id, last in last_cart.items() if user_id not in last_purchase or last > last_purchase[user_id]
+    }
     held = {}
     changes = (
         Event.objects.filter(kind__in=cart_kinds, user_id__in=list(candidates))

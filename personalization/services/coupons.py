@@ -211,7 +211,9 @@ def redeem(code, user, order_id, cart_total, cart_categories=(), now=None):
         ).update(spent=F("spent") + discount.amount)
         if not within_budget:
             raise BudgetExhausted()  # leaving the atomic block undoes the coupon's update
-    logger.info("Coupon %s of campaign %s took %s off order %s", coupon.code, coupon.campaign_id, discount.amount, order_id)
+    logger.info(
+        "Coupon %s of campaign %s took %s off order %s", coupon.code, coupon.campaign_id, discount.amount, order_id
+    )
     return discount
 
 
@@ -266,7 +268,8 @@ def not_issuing_reason(campaign, now=None):
     if not campaign.active:
         return _("the campaign is switched off")
     if campaign.starts_at > now:
-        return _("the campaign starts on %(date)s") % {"date": formats.date_format(campaign.starts_at, "DATETIME_FORMAT")}
+        starts = formats.date_format(campaign.starts_at, "DATETIME_FORMAT")
+        return _("the campaign starts on %(date)s") % {"date": starts}
     if campaign.ends_at is not None and campaign.ends_at <= now:
         return _("the campaign ended on %(date)s") % {"date": formats.date_format(campaign.ends_at, "DATETIME_FORMAT")}
     if campaign.spent >= campaign.budget:
@@ -349,7 +352,8 @@ def _assign_groups(campaign, user_pks, now):
     new = []
     for user_pk in user_pks:
         if user_pk not in groups:
-            group = CouponAssignment.Group.HOLDOUT if in_holdout(campaign, user_pk) else CouponAssignment.Group.TREATMENT
+            held_out = in_holdout(campaign, user_pk)
+            group = CouponAssignment.Group.HOLDOUT if held_out else CouponAssignment.Group.TREATMENT
             groups[user_pk] = group
             new.append(CouponAssignment(campaign=campaign, user_id=user_pk, group=group, assigned_at=now))
     CouponAssignment.objects.bulk_create(new, batch_size=_LOOKUP_CHUNK)
