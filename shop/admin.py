@@ -43,11 +43,11 @@ class OrderLineInline(admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "user", "full_name", "placed_at", "total"]
+    list_display = ["__str__", "user", "full_name", "placed_at", "total", "coupon_code", "discount"]
     list_select_related = ["user"]
-    search_fields = ["=id", "full_name", "user__username", "user__email"]
+    search_fields = ["=id", "full_name", "user__username", "user__email", "=coupon_code"]
     date_hierarchy = "placed_at"
-    readonly_fields = ["user", "placed_at", "total"]
+    readonly_fields = ["user", "placed_at", "total", "coupon_code", "discount"]
     inlines = [OrderLineInline]
 
 

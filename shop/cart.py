@@ -12,6 +12,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from personalization import coupons
 from shop.models import Cart, CartLine, Order, OrderLine, Product
 from shop.signals import order_placed
 
@@ -38,6 +39,10 @@ class Shortage:
             "available": self.available,
             "title": self.product.title,
         }
+
+
+class CouponRejected(CartError):
+    """The coupon the shopper gave does not apply to this order; str() says why."""
 
 
 class OutOfStock(CartError):
@@ -112,6 +117,16 @@ def cart_total(lines):
     return sum((line.subtotal for line in lines), start=Decimal("0.00"))
 
 
+def cart_categories(lines):
+    """The names of the categories of the products in these lines (their categories loaded)."""
+    return sorted({line.product.category.name for line in lines})
+
+
+def coupon_discount(code, user, lines):
+    """What coupon `code` takes off these cart lines: a coupons.Discount, or coupons.CouponError saying why not."""
+    return coupons.validate(code, user, cart_total(lines), cart_categories(lines))
+
+
 # Changing the cart
 
 def _touch(cart):
@@ -184,11 +199,13 @@ def merge_session_cart(session_key, user):
 
 # Checking out
 
-def place_order(cart, *, user, full_name, address, request=None):
-    """Turns the cart into an order, decrementing stock, all in one transaction.
+def place_order(cart, *, user, full_name, address, coupon_code="", request=None):
+    """Turns the cart into an order, decrementing stock and redeeming the coupon, all in one transaction.
 
     Products are locked while their stock is checked and decremented; if any is short, OutOfStock
-    is raised and nothing changes. `order_placed` is sent once the transaction has committed.
+    is raised and nothing changes. A coupon that does not apply raises CouponRejected, also
+    changing nothing; if the coupon service itself fails, the order is placed without a discount.
+    `order_placed` is sent once the transaction has committed.
     """
     if cart is None:
         raise EmptyCart()
@@ -231,7 +248,24 @@ def place_order(cart, *, user, full_name, address, request=None):
                 product = products[line.product_id]
                 product.refresh_from_db(fields=["stock"])
                 raise OutOfStock([Shortage(product, line.quantity, available_stock(product))])
+        if coupon_code:
+            _redeem_coupon(order, coupon_code, user, product_ids)
         for line in lines:
             line.delete()
         transaction.on_commit(functools.partial(order_placed.send, sender=Order, order=order, request=request))
     return order
+
+
+def _redeem_coupon(order, code, user, product_ids):
+    """Takes the coupon's discount off the order; the coupon is used up only if the order commits."""
+    categories = set(Product.objects.filter(pk__in=product_ids).values_list("category__name", flat=True))
+    try:
+        discount = coupons.redeem(code, user, order.pk, order.total, categories)
+    except coupons.CouponUnavailable:
+        return  # the plugin failed and logged why: the shopper still gets their order, at full price
+    except coupons.CouponError as error:
+        raise CouponRejected(str(error)) from error
+    order.coupon_code = discount.code
+    order.discount = discount.amount
+    order.total -= discount.amount
+    order.save(update_fields=["coupon_code", "discount", "total"])

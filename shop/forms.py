@@ -24,3 +24,14 @@ class CheckoutForm(forms.ModelForm):
             "full_name": forms.TextInput(attrs={"autocomplete": "name"}),
             "address": forms.Textarea(attrs={"rows": 4, "autocomplete": "street-address"}),
         }
+
+
+class CouponForm(forms.Form):
+    """The coupon field of the checkout page; the plugin checks the code itself."""
+
+    coupon_code = forms.CharField(
+        label=_("Coupon code"),
+        max_length=40,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "characters"}),
+    )

@@ -96,7 +96,10 @@ class Order(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="orders"
     )
     placed_at = models.DateTimeField(_("placed at"), auto_now_add=True, db_index=True)
+    # What the shopper pays: the lines' subtotals less the coupon's discount.
     total = models.DecimalField(_("total"), max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    coupon_code = models.CharField(_("coupon code"), max_length=32, blank=True)
+    discount = models.DecimalField(_("discount"), max_digits=12, decimal_places=2, default=Decimal("0.00"))
     # Delivery details captured at checkout.
     full_name = models.CharField(_("full name"), max_length=200)
     address = models.TextField(_("address"))
@@ -111,6 +114,11 @@ class Order(models.Model):
 
     def get_absolute_url(self):
         return reverse("order_detail", args=[self.pk])
+
+    @property
+    def subtotal(self):
+        """The lines' value before the coupon's discount."""
+        return self.total + self.discount
 
 
 class OrderLine(models.Model):

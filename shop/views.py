@@ -16,8 +16,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from personalization import coupons
 from shop import cart as shop_cart
-from shop.forms import MAX_QUANTITY, AddToCartForm, CartLineForm, CheckoutForm
+from shop.forms import MAX_QUANTITY, AddToCartForm, CartLineForm, CheckoutForm, CouponForm
 from shop.images import product_svg
 from shop.models import CartLine, Category, Order, OrderLine, Product
 
@@ -171,16 +172,31 @@ def cart_remove(request, product_id):
 
 @login_required
 def checkout(request):
+    """Delivery details and a coupon; "apply" only checks the coupon, "place order" places the order."""
     cart = shop_cart.find_cart(request)
-    if request.method == "POST":
-        form = CheckoutForm(request.POST)
-        if form.is_valid():
+    lines = shop_cart.cart_lines(cart)
+    applying = "apply_coupon" in request.POST
+    if request.method == "POST" and not applying:
+        form, coupon_form = CheckoutForm(request.POST), CouponForm(request.POST)
+        if form.is_valid() and coupon_form.is_valid():
+            code = coupon_form.cleaned_data["coupon_code"]
             try:
-                order = shop_cart.place_order(cart, user=request.user, request=request, **form.cleaned_data)
+                order = shop_cart.place_order(
+                    cart, user=request.user, request=request, coupon_code=code, **form.cleaned_data
+                )
+            except shop_cart.CouponRejected as error:
+                return _checkout_page(request, form, coupon_form, lines, coupon_error=str(error))
             except shop_cart.CartError as error:
                 messages.error(request, _("We could not place your order: %(reason)s") % {"reason": error})
                 return redirect("cart")
+            if code and not order.coupon_code:
+                messages.warning(
+                    request, _("We could not apply your coupon, so your order was placed without a discount.")
+                )
             return redirect("order_confirmation", pk=order.pk)
+    elif applying:
+        # Only the coupon is being checked: keep the delivery details as typed, without judging them yet.
+        form, coupon_form = CheckoutForm(initial=request.POST.dict()), CouponForm(request.POST)
     else:
         previous = request.user.orders.only("full_name", "address").first()
         if previous:
@@ -188,11 +204,37 @@ def checkout(request):
         else:
             initial = {"full_name": request.user.get_full_name()}
         form = CheckoutForm(initial=initial)
-    lines = shop_cart.cart_lines(cart)
+        offered = coupons.coupon_for(request.user, shop_cart.cart_total(lines)) if lines else None
+        coupon_form = CouponForm(initial={"coupon_code": offered.code if offered else ""})
     if not lines:
         messages.info(request, _("Your cart is empty."))
         return redirect("cart")
-    return render(request, "shop/checkout.html", {"form": form, "lines": lines, "total": shop_cart.cart_total(lines)})
+    return _checkout_page(request, form, coupon_form, lines)
+
+
+def _checkout_page(request, form, coupon_form, lines, coupon_error=""):
+    """The checkout page, with the coupon's discount taken off the total when the code applies."""
+    if coupon_form.is_bound:
+        code = coupon_form.cleaned_data["coupon_code"] if coupon_form.is_valid() else ""
+    else:
+        code = coupon_form.initial.get("coupon_code", "")
+    discount = None
+    if code and not coupon_error:
+        try:
+            discount = shop_cart.coupon_discount(code, request.user, lines)
+        except coupons.CouponError as error:
+            coupon_error = str(error)
+    subtotal = shop_cart.cart_total(lines)
+    context = {
+        "form": form,
+        "coupon_form": coupon_form,
+        "coupon_error": coupon_error,
+        "discount": discount,
+        "lines": lines,
+        "subtotal": subtotal,
+        "total": subtotal - (discount.amount if discount else 0),
+    }
+    return render(request, "shop/checkout.html", context)
 
 
 def _own_order_or_404(request, pk):
