@@ -342,7 +342,10 @@ def issue(campaign, now=None):
             for code, user_pk in zip(_new_codes(len(receiving)), receiving)
         )
         result.issued = len(receiving)
-    logger.info("Campaign %s: %s", campaign.pk, result)
+    logger.info(
+        "Campaign %s issued %d coupons: %d shoppers in the audience, %d held out, %d hold one, %d at their limit",
+        campaign.pk, result.issued, result.eligible, result.held_out, result.have_one, result.at_limit,
+    )
     return result
 
 

@@ -58,6 +58,11 @@ class Command(BaseCommand):
             f"and {result.browsing} views and cart additions."
         )
         self.stdout.write(f"Repeat share of the last baskets: {result.repeat_share:.2f} (about 2/3 is realistic)")
+        campaign, issued, coupon = demo.create_demo_campaign()
+        self.stdout.write(
+            f"Coupon campaign '{campaign}': {issued.issued} coupons issued, {issued.held_out} shoppers held out; "
+            + (f"shopper1's coupon is {coupon.code}." if coupon else "shopper1 has no coupon.")
+        )
         if result.logins:
             self.stdout.write(
                 self.style.SUCCESS(f"Log in as {', '.join(result.logins)} with password '{demo.LOGIN_PASSWORD}'.")
