@@ -1,12 +1,23 @@
 """Admin screens for coupon campaigns and coupons."""
+import logging
+
 from django.contrib import admin, messages
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from personalization.models import Coupon, CouponAssignment, CouponCampaign
 from personalization.services import coupons
 from personalization.services.audiences import AudienceUnavailable
+
+logger = logging.getLogger("personalization.admin")
+
+
+def count_of(model, **filters):
+    """A campaign's number of `model` rows (coupons, assignments) as a subquery: no joins that multiply."""
+    rows = model.objects.filter(campaign=OuterRef("pk"), **filters).order_by().values("campaign")
+    return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")), 0)
 
 
 @admin.register(CouponCampaign)
@@ -79,11 +90,9 @@ class CouponCampaignAdmin(admin.ModelAdmin):
             super()
             .get_queryset(request)
             .annotate(
-                issued_count=Count("coupons", distinct=True),
-                redeemed_count=Count("coupons", filter=Q(coupons__status=Coupon.Status.REDEEMED), distinct=True),
-                held_out_count=Count(
-                    "assignments", filter=Q(assignments__group=CouponAssignment.Group.HOLDOUT), distinct=True
-                ),
+                issued_count=count_of(Coupon),
+                redeemed_count=count_of(Coupon, status=Coupon.Status.REDEEMED),
+                held_out_count=count_of(CouponAssignment, group=CouponAssignment.Group.HOLDOUT),
             )
         )
 
@@ -117,6 +126,15 @@ class CouponCampaignAdmin(admin.ModelAdmin):
                     request,
                     gettext("%(campaign)s: cannot find its audience: %(reason)s.")
                     % {"campaign": campaign, "reason": exc},
+                    messages.ERROR,
+                )
+                continue
+            except Exception:
+                logger.exception("Issuing coupons of campaign %s failed", campaign.pk)
+                self.message_user(
+                    request,
+                    gettext("%(campaign)s: issuing failed; the error is in the log (logger personalization).")
+                    % {"campaign": campaign},
                     messages.ERROR,
                 )
                 continue

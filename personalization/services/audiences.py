@@ -6,13 +6,18 @@ so that checking a coupon at checkout never loads it.
 """
 from datetime import timedelta
 
+import logging
+
 import pandas as pd
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from personalization import registry
 from personalization.models import CouponCampaign, Event, EventKind, ModelKind
 from personalization.services.frames import purchase_frame
+
+logger = logging.getLogger("personalization.coupons")
 
 Audience = CouponCampaign.Audience
 
@@ -35,7 +40,7 @@ def members(campaign, now=None):
         return {user_id for user_id, p in purchase_propensities(now).items() if low <= p <= high}
     if campaign.audience == Audience.CART_ABANDONMENT:
         return abandoned_carts(timedelta(hours=campaign.abandoned_hours), now)
-    raise AudienceUnavailable(f"unknown audience {campaign.audience!r}")
+    raise AudienceUnavailable(_("%(audience)r is not an audience") % {"audience": campaign.audience})
 
 
 def category_shares(category):
@@ -93,26 +98,33 @@ def segment_members(segment):
     """Shoppers of segment number `segment` of the active shopper autoencoder.
 
     Segments are k-means clusters of the shoppers the model learned from; its checkpoint lists them
-    (extra "segments") but not who is in each. The same k-means is run again on the same shoppers'
-    purchases (those up to the model's data window), which gives back the same clusters.
+    (extra "segments") but not who is in each. Training's segmentation is run again on the same
+    shoppers' purchases (those up to the model's data window), which gives back the same clusters.
     """
-    from personalization.ml.data import build_sequences
-    from personalization.ml.models import kmeans, shopper_embeddings
+    from personalization.ml.data import build_sequences, item_categories
+    from personalization.ml.models import segment_shoppers
     from personalization.services import training
 
     loaded = registry.load_active(ModelKind.AUTOENCODER, training.load)
     if loaded is None:
-        raise AudienceUnavailable("there is no active shopper autoencoder: train one first")
+        raise AudienceUnavailable(_("there is no active shopper autoencoder: train one first"))
     segments = loaded.extra.get("segments") or []
     if segment not in {described["segment"] for described in segments}:
         raise AudienceUnavailable(
-            f"the active shopper autoencoder has no segment {segment}; it has {len(segments)} (numbered from 0)"
+            _("the active shopper autoencoder has no segment %(segment)s; it has %(count)d (numbered from 0)")
+            % {"segment": segment, "count": len(segments)}
         )
     frame = _within_window(purchase_frame(), loaded.data_window)
     if frame.empty:
         return set()
     sequences = build_sequences(frame, vocabulary=loaded.vocabulary)
-    labels, _ = kmeans(shopper_embeddings(loaded.model, sequences), len(segments), seed=0)
+    labels, again = segment_shoppers(loaded.model, sequences, item_categories(frame, sequences.vocabulary))
+    if [s["shoppers"] for s in again] != [s["shoppers"] for s in segments]:
+        logger.warning(
+            "The active autoencoder's segments could not be rebuilt exactly (purchases up to its data window "
+            "changed since training); segment %s is the nearest rebuild",
+            segment,
+        )
     return {str(user_id) for user_id, label in zip(sequences.user_ids, labels.tolist()) if label == segment}
 
 
@@ -126,7 +138,7 @@ def purchase_propensities(now=None):
 
     loaded = registry.load_active(ModelKind.PROPENSITY, training.load)
     if loaded is None:
-        raise AudienceUnavailable("there is no active purchase propensity model: train one first")
+        raise AudienceUnavailable(_("there is no active purchase propensity model: train one first"))
     frame = purchase_frame()
     if frame.empty:
         return {}
