@@ -223,7 +223,10 @@ def _checkout_page(request, form, coupon_form, lines, coupon_error=""):
         try:
             discount = shop_cart.coupon_discount(code, request.user, lines)
         except coupons.CouponError as error:
-            coupon_error = str(error)
+            if coupon_form.is_bound:
+                coupon_error = str(error)
+            else:  # the shopper's own coupon, offered: not for this cart, so not filled in
+                coupon_form.initial["coupon_code"] = ""
     subtotal = shop_cart.cart_total(lines)
     context = {
         "form": form,

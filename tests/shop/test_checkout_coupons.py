@@ -207,3 +207,13 @@ def test_a_failing_coupon_check_still_lets_the_shopper_see_the_checkout(client, 
     assert page.status_code == offered.status_code == 200
     assert "Coupons cannot be checked right now" in page.content.decode()
     assert Coupon.objects.get().status == "issued"
+
+
+def test_the_shoppers_coupon_is_not_filled_in_when_the_cart_is_too_small_for_it(client, cart, shopper):
+    coupon = CouponFactory(user=shopper, campaign=CouponCampaignFactory(min_cart_total=Decimal("50.00")))
+
+    page = client.get(reverse("checkout")).content.decode()
+
+    assert coupon.code not in page
+    assert "Place order · $20.00" in page
+    assert "errorlist" not in page
