@@ -444,10 +444,11 @@ def _recent_baskets(sequences, users, upto, window, max_basket_size):
     return out
 
 
-def batch_indices(n, batch_size, shuffle=False, generator=None):
-    """Index arrays covering range(n) in batches; shuffled with `generator` (a numpy Generator)."""
-    order = generator.permutation(n) if shuffle else np.arange(n)
-    for start in range(0, n, batch_size):
+def batch_indices(n, batch_size, shuffle=False, generator=None, limit=None):
+    """Index arrays covering range(n) in batches; shuffled with `generator` (a numpy Generator).
+    With `limit`, only the first `limit` of that order (shuffled: a random sample of the rows)."""
+    order = (generator.permutation(n) if shuffle else np.arange(n))[:limit]
+    for start in range(0, len(order), batch_size):
         yield order[start : start + batch_size]
 
 
@@ -488,8 +489,8 @@ class NextBasketData:
         )
         return x, basket_targets(self.sequences, users, positions)
 
-    def batches(self, batch_size, shuffle=False, generator=None):
-        for index in batch_indices(len(self), batch_size, shuffle, generator):
+    def batches(self, batch_size, shuffle=False, generator=None, limit=None):
+        for index in batch_indices(len(self), batch_size, shuffle, generator, limit):
             yield self.batch(index)
 
     def validation_split(self, seed=0):
@@ -527,8 +528,8 @@ class TensorData:
         index = torch.from_numpy(np.asarray(index, dtype=np.int64))
         return self.features[index], self.labels[index]
 
-    def batches(self, batch_size, shuffle=False, generator=None):
-        for index in batch_indices(len(self), batch_size, shuffle, generator):
+    def batches(self, batch_size, shuffle=False, generator=None, limit=None):
+        for index in batch_indices(len(self), batch_size, shuffle, generator, limit):
             yield self.batch(index)
 
     def validation_split(self, seed=0):

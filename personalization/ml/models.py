@@ -190,7 +190,10 @@ class ShopperAutoencoder(nn.Module):
 
     def encode(self, x):
         history = x.history if hasattr(x, "history") else x
-        hidden = self.encoder(self.dropout(F.normalize(history, dim=1)))
+        inputs = self.dropout(F.normalize(history, dim=1))
+        first, rest = self.encoder[0], self.encoder[1:]
+        # A shopper bought a few products of many: the first layer reads only those (sparse x dense).
+        hidden = rest(torch.sparse.mm(inputs.to_sparse(), first.weight.t()) + first.bias)
         if not self.config.variational:
             return hidden, None
         mean, log_variance = hidden.chunk(2, dim=1)

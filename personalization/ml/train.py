@@ -30,6 +30,9 @@ class TrainConfig:
     learning_rate: float = 3e-3  # AdamW
     weight_decay: float = 1e-5
     patience: int | None = 3  # epochs without a better validation loss before stopping; None: no validation
+    # The most training rows an epoch reads (a random sample each epoch); None: all of them. Keeps an
+    # epoch of a large store short, so early stopping checks often and training time stays bounded.
+    rows_per_epoch: int | None = 20_000
     grad_clip: float = 5.0  # max gradient norm
     seed: int = 0
     device: str = "auto"  # "auto": cuda when available, else cpu
@@ -127,7 +130,7 @@ def fit(model, data, config=None, progress=None):
 def _train_epoch(model, data, optimizer, config, generator, device):
     model.train()
     total, count = 0.0, 0
-    for x, targets in data.batches(config.batch_size, shuffle=True, generator=generator):
+    for x, targets in data.batches(config.batch_size, shuffle=True, generator=generator, limit=config.rows_per_epoch):
         _, loss = model(x.to(device), targets.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

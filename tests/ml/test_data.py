@@ -10,6 +10,7 @@ from personalization.ml.data import (
     BasketSequences,
     Decay,
     NextBasketData,
+    batch_indices,
     Vocabulary,
     build_sequences,
     data_window,
@@ -176,3 +177,13 @@ def test_early_stopping_with_a_single_pair_says_how_to_train_instead():
 
     with pytest.raises(ValueError, match="patience=None"):
         data.validation_split()
+
+
+def test_an_epoch_with_a_row_limit_reads_a_random_sample_in_full_batches():
+    generator = np.random.default_rng(0)
+    batches = list(batch_indices(1000, 64, shuffle=True, generator=generator, limit=300))
+    assert [len(b) for b in batches] == [64, 64, 64, 64, 44]
+    rows = np.concatenate(batches)
+    assert len(set(rows.tolist())) == 300 and rows.max() < 1000
+    assert not np.array_equal(np.sort(rows), np.arange(300))  # a sample, not the first rows
+    assert sum(len(b) for b in batch_indices(100, 64, limit=1000)) == 100
