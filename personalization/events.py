@@ -4,6 +4,7 @@ Receivers and `personalization.track()` come through here. Writing never raises 
 a failed write is logged with the events it could not store.
 """
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -14,11 +15,15 @@ from django.utils import timezone
 
 from personalization.conf import settings
 from personalization.models import Event, EventKind, EventSource
-from personalization import privacy
+from personalization import attribution, privacy
 
 logger = logging.getLogger("personalization.events")
 
 KINDS = frozenset(EventKind.values)
+#: Kinds that change what a shopper is recommended; impressions and clicks do not.
+SHAPING_KINDS = frozenset({EventKind.VIEW, EventKind.CART_ADD, EventKind.CART_REMOVE, EventKind.PURCHASE})
+#: How long a shopper's version token lives; cached recommendations live shorter.
+VERSION_SECONDS = 24 * 60 * 60
 
 
 class InvalidEvent(ValueError):
@@ -112,6 +117,7 @@ def bulk_record(new_events):
             continue
         accepted.append(event.to_model())
     if accepted:
+        attribution.attribute(accepted)
         _write_on_commit(accepted)
     return len(accepted)
 
@@ -189,6 +195,31 @@ def _write(events):
             len(events),
             [(e.kind, e.product_id, e.user_id, e.session_key, e.quantity, e.dedupe_key) for e in events],
         )
+        return
+    renew_shopper_versions({(e.user_id, e.session_key) for e in events if e.kind in SHAPING_KINDS})
+
+
+def _version_key(user_id, session_key):
+    return f"personalization:shopper-version:u{user_id}" if user_id else f"personalization:shopper-version:s{session_key}"
+
+
+def shopper_version(shopper):
+    """A token that changes whenever the shopper's views, cart or purchases are recorded: what is
+    cached about a shopper (their recommendations) is keyed by it."""
+    if not shopper:
+        return ""
+    return cache.get_or_set(_version_key(shopper.user_id, shopper.session_key), lambda: uuid.uuid4().hex[:12], VERSION_SECONDS)
+
+
+def renew_shopper_versions(owners):
+    """Gives each (user_id, session_key) a new version token, in one cache write; never raises."""
+    tokens = {_version_key(user_id, session_key): uuid.uuid4().hex[:12] for user_id, session_key in owners}
+    if not tokens:
+        return
+    try:
+        cache.set_many(tokens, VERSION_SECONDS)
+    except Exception:
+        logger.exception("Could not renew the version of %d shopper(s)", len(tokens))
 
 
 def shopper_from(request_or_user):
@@ -229,4 +260,7 @@ def merge_session(session_keys, user):
     if privacy.is_opted_out(user_id=user.pk):
         anonymous.delete()
         return 0
-    return anonymous.update(user_id=str(user.pk), session_key="")
+    merged = anonymous.update(user_id=str(user.pk), session_key="")
+    renew_shopper_versions([(str(user.pk), "")] + [(None, key) for key in keys])
+    attribution.merge(keys, user.pk)
+    return merged

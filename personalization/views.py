@@ -1,13 +1,17 @@
-"""The shopper's privacy choice: see it, opt out (erasing what was recorded) or opt back in."""
-from django.http import HttpResponseRedirect
+"""The plugin's pages: the shopper's privacy choice, and tracked clicks on recommendations."""
+from django.core import signing
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views import View
 from django.contrib import messages
+from django.views.decorators.http import require_GET
 
-from personalization import privacy
+from personalization import attribution, events, privacy
+from personalization.adapters import get_adapter
 from personalization.events import shopper_from
+from personalization.models import EventKind
 
 
 class PrivacyView(View):
@@ -31,3 +35,32 @@ class PrivacyView(View):
         if not url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
             target = request.path
         return HttpResponseRedirect(target)
+
+
+@require_GET
+def click(request, token):
+    """A click on a recommended product: records it and redirects to the product's page.
+
+    The token is signed when the recommendation is shown and names the product; the redirect goes
+    only to that product's URL from the store's adapter, so the link cannot be pointed elsewhere.
+    Later cart additions and purchases of the product are credited to the recommendation.
+    """
+    try:
+        shown = attribution.read_click_token(token)
+    except (signing.BadSignature, ValueError, TypeError):
+        raise Http404("not a recommendation link")
+    product = get_adapter().products([shown.product_id]).get(shown.product_id)
+    if product is None or not _is_page_url(product.url):
+        raise Http404("the recommended product is gone")
+    recorded = events.record_for(
+        request, EventKind.CLICK, product.id, recommendation_id=shown.recommendation_id, data={"placement": shown.placement}
+    )
+    if recorded:
+        shopper = shopper_from(request)
+        attribution.remember_click(shopper.user_id, shopper.session_key, product.id, shown.recommendation_id)
+    return HttpResponseRedirect(product.url)
+
+
+def _is_page_url(url):
+    """A path on this site or an http(s) address: never a javascript: or data: link."""
+    return (url.startswith("/") and not url.startswith("//")) or url.startswith(("https://", "http://"))

@@ -1,0 +1,105 @@
+"""Which recommendation led to a cart addition or a purchase.
+
+A tracked click (`personalization:click`) remembers, per shopper, the recommendation each clicked
+product came from, for ATTRIBUTION_SECONDS in Django's cache; the shopper's next `cart_add` and
+`purchase` events of that product then carry its `recommendation_id`. A purchase uses the memory
+up. Serve several processes from one shared cache (Redis) so a click and the cart that follows it
+meet.
+"""
+import logging
+from dataclasses import dataclass
+
+from django.core import signing
+from django.core.cache import cache
+
+from personalization.models import EventKind
+
+logger = logging.getLogger("personalization.attribution")
+
+#: How long after a click an addition to the cart or a purchase is credited to it.
+ATTRIBUTION_SECONDS = 7 * 24 * 60 * 60
+#: Clicked products remembered per shopper (the oldest are forgotten first).
+REMEMBERED_CLICKS = 50
+ATTRIBUTED_KINDS = frozenset({EventKind.CART_ADD, EventKind.PURCHASE})
+_SALT = "personalization.click"
+
+
+@dataclass(frozen=True)
+class Click:
+    recommendation_id: str
+    product_id: str
+    placement: str
+
+
+def click_token(recommendation_id, product_id, placement):
+    """A signed token naming a shown product: click URLs carry it, so nobody can forge a click
+    for a recommendation that was never shown, or point the redirect elsewhere."""
+    return signing.dumps([recommendation_id, str(product_id), placement], salt=_SALT, compress=True)
+
+
+def read_click_token(token):
+    """The Click a token names; raises signing.BadSignature for a token we did not sign."""
+    recommendation_id, product_id, placement = signing.loads(token, salt=_SALT)
+    return Click(str(recommendation_id), str(product_id), str(placement))
+
+
+def _key(user_id, session_key):
+    return f"personalization:clicks:u{user_id}" if user_id else f"personalization:clicks:s{session_key}"
+
+
+def remember_click(user_id, session_key, product_id, recommendation_id):
+    """Credits the shopper's next cart addition and purchase of `product_id` to `recommendation_id`."""
+    if not (user_id or session_key):
+        return
+    key = _key(user_id, session_key)
+    try:
+        clicks = cache.get(key) or {}
+        clicks.pop(str(product_id), None)
+        clicks[str(product_id)] = recommendation_id
+        cache.set(key, dict(list(clicks.items())[-REMEMBERED_CLICKS:]), ATTRIBUTION_SECONDS)
+    except Exception:
+        logger.exception("Could not remember the click on product %s", product_id)
+
+
+def attribute(events):
+    """Sets `recommendation_id` on the cart_add and purchase Events (unsaved instances) that follow
+    a remembered click. Never raises: an event without attribution is still an event."""
+    try:
+        pending = [e for e in events if e.kind in ATTRIBUTED_KINDS and not e.recommendation_id]
+        if not pending:
+            return
+        keys = {_key(e.user_id, e.session_key) for e in pending}
+        memory = cache.get_many(list(keys))
+        if not memory:
+            return
+        used = set()
+        for event in pending:
+            key = _key(event.user_id, event.session_key)
+            recommendation_id = memory.get(key, {}).get(event.product_id)
+            if recommendation_id:
+                event.recommendation_id = recommendation_id
+                if event.kind == EventKind.PURCHASE:
+                    used.add((key, event.product_id))
+        if used:
+            for key, product_id in used:
+                memory[key].pop(product_id, None)
+            cache.set_many({key: memory[key] for key, _ in used}, ATTRIBUTION_SECONDS)
+    except Exception:
+        logger.exception("Could not attribute %d event(s) to recommendations", len(events))
+
+
+def merge(session_keys, user_id):
+    """Moves the clicks an anonymous shopper made to the account they logged in to."""
+    try:
+        sessions = [_key(None, key) for key in session_keys if key]
+        found = cache.get_many(sessions)
+        if not found:
+            return
+        user_key = _key(user_id, "")
+        clicks = cache.get(user_key) or {}
+        for session_clicks in found.values():
+            clicks.update(session_clicks)
+        cache.set(user_key, dict(list(clicks.items())[-REMEMBERED_CLICKS:]), ATTRIBUTION_SECONDS)
+        cache.delete_many(list(found))
+    except Exception:
+        logger.exception("Could not move the clicks of sessions %s to user %s", session_keys, user_id)
