@@ -1,0 +1,290 @@
+"""Candidate products of each placement strategy, best first, each with the reason it is there.
+
+The learned strategies score with the ACTIVE model version (`registry.load_active`): one forward
+pass for one shopper and a torch top-k over the catalog, so the work grows with the shopper's
+history and the placement's size, never with a loop over the catalog. The shop's rules (stock,
+prices, categories, the cart) are applied afterwards, in `ranking`, on live data.
+"""
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from personalization import registry
+from personalization.ml.data import SPECIAL_ITEMS, BasketSequences
+from personalization.ml.models import NextBasketCNN, ShopperAutoencoder, score_session, score_shoppers
+from personalization.models import ModelKind, Placement
+from personalization.services import event_stats, explanations as why, training
+from personalization.services.shoppers import ShopperHistory
+
+logger = logging.getLogger("personalization.ranking")
+
+Strategy = Placement.Strategy
+
+#: The model versions each strategy reads (their ids are part of every cache key).
+MODELS = {
+    Strategy.FOR_YOU: (ModelKind.AUTOENCODER,),
+    Strategy.NEXT_BASKET: (ModelKind.NEXT_BASKET,),
+    Strategy.BUY_AGAIN: (ModelKind.NEXT_BASKET,),
+    Strategy.CART_COMPLETION: (ModelKind.NEXT_BASKET,),
+    Strategy.SIMILAR: (ModelKind.NEXT_BASKET, ModelKind.AUTOENCODER),
+    Strategy.BOUGHT_TOGETHER: (),
+    Strategy.TRENDING: (),
+    Strategy.POPULAR: (),
+}
+# Scores at or below this are the models' masked entries (padding, unknown, excluded items).
+_MASKED = -1e8
+
+
+class ModelUnavailable(Exception):
+    """No version of the model a strategy needs can be loaded (not trained yet, or every artifact is broken)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    product_id: str
+    score: float
+    reason: str  # an explanations code
+    strategy: str
+    anchor: str = ""  # the product the explanation names
+    count: int = 0  # how many of the shopper's orders held it (repeat reasons)
+
+
+@dataclass(frozen=True)
+class Context:
+    history: ShopperHistory
+    product_id: str | None  # the page's product
+    cart: tuple  # product ids in the cart
+    pool: int  # how many candidates to return
+
+
+def served(kind):
+    """The loaded Checkpoint of the active version of `kind`, or None."""
+    return registry.load_active(kind, training.load)
+
+
+def model_token(kind):
+    """Names the loaded version of `kind` (its checkpoint's creation time), '-' when none serves."""
+    checkpoint = served(kind)
+    return getattr(checkpoint, "created_at", None) or ("-" if checkpoint is None else str(id(checkpoint)))
+
+
+def generate(strategy, context):
+    """Candidates of `strategy`; [] when it has nothing to start from; ModelUnavailable without its model."""
+    return STRATEGIES[strategy](context)
+
+
+# Learned strategies -------------------------------------------------------------------------
+
+
+def for_you(context):
+    checkpoint = _require(ModelKind.AUTOENCODER, ShopperAutoencoder)
+    history = context.history
+    session = _session_items(context)
+    baskets = [b for b in (_encode(checkpoint, basket) for basket in history.baskets + (session,)) if len(b)]
+    if not baskets:
+        return []
+    scores = score_shoppers(checkpoint.model, BasketSequences.from_baskets([baskets], checkpoint.vocabulary))[0]
+    items, values = _top(scores, context.pool, exclude=np.concatenate(baskets))
+    return _explained(checkpoint, items, values, Strategy.FOR_YOU, context)
+
+
+def next_basket(context):
+    checkpoint = _require(ModelKind.NEXT_BASKET, NextBasketCNN)
+    baskets = _encoded_baskets(checkpoint, context.history)
+    if not baskets:
+        session = _encode(checkpoint, _session_items(context))
+        baskets = [session] if len(session) else []
+    if not baskets:
+        return []
+    scores = score_shoppers(checkpoint.model, BasketSequences.from_baskets([baskets], checkpoint.vocabulary))[0]
+    items, values = _top(scores, context.pool)
+    return _explained(checkpoint, items, values, Strategy.NEXT_BASKET, context)
+
+
+def buy_again(context):
+    if not context.history.baskets:
+        return []
+    checkpoint = _require(ModelKind.NEXT_BASKET, NextBasketCNN)
+    baskets = _encoded_baskets(checkpoint, context.history)
+    bought = _encode(checkpoint, list(context.history.bought))
+    if not len(bought):
+        return []
+    scores = score_shoppers(checkpoint.model, BasketSequences.from_baskets([baskets], checkpoint.vocabulary))[0]
+    only_bought = torch.full_like(scores, -torch.inf)
+    only_bought[torch.from_numpy(bought)] = scores[torch.from_numpy(bought)]
+    items, values = _top(only_bought, context.pool)
+    return _explained(checkpoint, items, values, Strategy.BUY_AGAIN, context)
+
+
+def cart_completion(context):
+    """What the shopper will add next: the cart and recent views as the latest step after their orders."""
+    checkpoint = _require(ModelKind.NEXT_BASKET, NextBasketCNN)
+    previous = _encoded_baskets(checkpoint, context.history)
+    session = _encode(checkpoint, _session_items(context))
+    if len(session):
+        scores = score_session(checkpoint.model, session, previous)
+    elif previous:
+        scores = score_shoppers(checkpoint.model, BasketSequences.from_baskets([previous], checkpoint.vocabulary))[0]
+    else:
+        return []
+    items, values = _top(scores, context.pool, exclude=_encode(checkpoint, context.cart))
+    return _explained(checkpoint, items, values, Strategy.CART_COMPLETION, context, cart_first=True)
+
+
+def similar(context):
+    """Neighbours of the page's product (or the cart's products) among the learned item vectors."""
+    checkpoint = served(ModelKind.NEXT_BASKET) or served(ModelKind.AUTOENCODER)
+    if checkpoint is None:
+        raise ModelUnavailable("similar products need a trained next-basket model or autoencoder")
+    anchors = _encode(checkpoint, _anchors(context))
+    if not len(anchors):
+        return []
+    vectors = item_vectors(checkpoint)
+    closeness = vectors @ vectors[torch.from_numpy(anchors)].T  # (n_items, anchors)
+    best, which = closeness.max(dim=1)
+    items, values = _top(best, context.pool, exclude=anchors)
+    product_ids = checkpoint.vocabulary.decode(items)
+    anchor_ids = checkpoint.vocabulary.decode(anchors[which[torch.from_numpy(items)].numpy()]) if len(items) else []
+    return [
+        Candidate(product_id, float(value), why.SIMILAR, Strategy.SIMILAR, anchor=anchor)
+        for product_id, value, anchor in zip(product_ids, values, anchor_ids)
+    ]
+
+
+# Strategies from the store's events ---------------------------------------------------------------
+
+
+def bought_together(context):
+    anchors = _anchors(context)
+    reason = why.BOUGHT_TOGETHER if context.product_id else why.WITH_CART
+    scores, strongest = {}, {}  # product -> summed strength; product -> (anchor, strength) of its strongest anchor
+    for anchor in anchors:
+        for product_id, strength in event_stats.bought_with(anchor):
+            if product_id in anchors:
+                continue
+            scores[product_id] = scores.get(product_id, 0.0) + strength
+            if strength > strongest.get(product_id, ("", 0.0))[1]:
+                strongest[product_id] = (anchor, strength)
+    best = sorted(scores, key=lambda p: (-scores[p], p))[: context.pool]
+    return [Candidate(p, scores[p], reason, Strategy.BOUGHT_TOGETHER, anchor=strongest[p][0]) for p in best]
+
+
+def trending(context):
+    return [Candidate(p, float(score), why.TRENDING, Strategy.TRENDING) for p, score in event_stats.trending()[: context.pool]]
+
+
+def popular(context):
+    return [Candidate(p, float(n), why.POPULAR, Strategy.POPULAR) for p, n in event_stats.popular()[: context.pool]]
+
+
+STRATEGIES = {
+    Strategy.FOR_YOU: for_you,
+    Strategy.NEXT_BASKET: next_basket,
+    Strategy.BUY_AGAIN: buy_again,
+    Strategy.CART_COMPLETION: cart_completion,
+    Strategy.BOUGHT_TOGETHER: bought_together,
+    Strategy.SIMILAR: similar,
+    Strategy.TRENDING: trending,
+    Strategy.POPULAR: popular,
+}
+
+
+# Helpers ---------------------------------------------------------------------------------------
+
+
+def _require(kind, model_class):
+    checkpoint = served(kind)
+    if checkpoint is None:
+        raise ModelUnavailable(f"no {kind} model version can be loaded")
+    if not isinstance(checkpoint.model, model_class) or checkpoint.vocabulary is None:
+        raise ModelUnavailable(f"the active {kind} version holds a {checkpoint.kind}, not a {model_class.__name__}")
+    return checkpoint
+
+
+def _session_items(context):
+    """The current visit: the cart, then recent views."""
+    return tuple(context.cart) + tuple(p for p in context.history.viewed if p not in context.cart)
+
+
+def _anchors(context):
+    """What anchored strategies start from: the page's product, else the latest products in the cart."""
+    return [str(context.product_id)] if context.product_id else list(context.cart)[-5:]
+
+
+def _encode(checkpoint, product_ids):
+    """Item indices of the products the model knows, in order."""
+    if not product_ids:
+        return np.zeros(0, dtype=np.int64)
+    items = checkpoint.vocabulary.encode(list(product_ids))
+    return items[items >= len(SPECIAL_ITEMS)]
+
+
+def _encoded_baskets(checkpoint, history):
+    return [b for b in (_encode(checkpoint, basket) for basket in history.baskets) if len(b)]
+
+
+def _top(scores, k, exclude=None):
+    """(item indices, scores) of the k best scored items, leaving out masked and `exclude` items."""
+    scores = scores.clone()
+    scores[: len(SPECIAL_ITEMS)] = -torch.inf
+    if exclude is not None and len(exclude):
+        scores[torch.from_numpy(np.asarray(exclude, dtype=np.int64))] = -torch.inf
+    values, items = scores.topk(min(k, len(scores)))
+    keep = values > _MASKED
+    return items[keep].numpy(), values[keep].tolist()
+
+
+_vectors = {}  # checkpoint kind -> (checkpoint, unit item vectors), per process
+
+
+def item_vectors(checkpoint):
+    """Unit vectors of the model's items: the CNN's item embeddings, the autoencoder's output weights."""
+    cached = _vectors.get(checkpoint.kind)
+    if cached is not None and cached[0] is checkpoint:
+        return cached[1]
+    model = checkpoint.model
+    weights = model.item_embedding.weight if isinstance(model, NextBasketCNN) else model.decoder[-1].weight
+    vectors = F.normalize(weights.detach().float().cpu(), dim=1)
+    _vectors[checkpoint.kind] = (checkpoint, vectors)
+    return vectors
+
+
+def _explained(checkpoint, items, values, strategy, context, cart_first=False):
+    """Candidates with reasons: a repeat or a recent view says so; any other product is explained by
+    the shopper's product most like it (bought often, in the cart, or viewed)."""
+    history = context.history
+    product_ids = checkpoint.vocabulary.decode(items)
+    viewed = set(history.viewed)
+    favourites = history.favourites()
+    groups = [(why.BECAUSE_BOUGHT, favourites), (why.WITH_CART, list(context.cart)), (why.BECAUSE_VIEWED, list(history.viewed))]
+    if cart_first:
+        groups.insert(0, groups.pop(1))
+    reason, anchors = _closest_anchors(checkpoint, items, groups)
+    out = []
+    for product_id, value, anchor in zip(product_ids, values, anchors):
+        count = history.bought.get(product_id, 0)
+        if count:
+            out.append(Candidate(product_id, value, why.REPEAT, strategy, count=count))
+        elif product_id in viewed:
+            out.append(Candidate(product_id, value, why.VIEWED, strategy))
+        elif anchor:
+            code = why.BECAUSE_OFTEN_BOUGHT if reason == why.BECAUSE_BOUGHT and history.bought.get(anchor, 0) > 1 else reason
+            out.append(Candidate(product_id, value, code, strategy, anchor=anchor))
+        else:
+            out.append(Candidate(product_id, value, why.FOR_YOU, strategy))
+    return out
+
+
+def _closest_anchors(checkpoint, items, groups):
+    """(reason, [anchor product id per item]) from the first group whose products the model knows."""
+    for reason, product_ids in groups:
+        known = _encode(checkpoint, product_ids)
+        if len(known) and len(items):
+            vectors = item_vectors(checkpoint)
+            closeness = vectors[torch.from_numpy(items)] @ vectors[torch.from_numpy(known)].T
+            closeness[torch.from_numpy(items[:, None] == known[None, :])] = -torch.inf  # never itself
+            return reason, checkpoint.vocabulary.decode(known[closeness.argmax(dim=1).numpy()])
+    return why.FOR_YOU, [""] * len(items)

@@ -1,0 +1,394 @@
+"""Recommendations for a placement: candidates from the models, the shop's rules, cold start, reasons.
+
+    recs = ranking.recommend_for_slug("home-for-you", request)
+    for item in recs: item.product.title, item.explanation, item.click_url
+
+A placement's strategy is tried first, then its fallback, then popular products, until the
+placement is full. Candidates are cached per shopper and placement; the cache key holds the
+shopper's version token (renewed by each of their new views, cart changes and purchases, see
+`events.shopper_version`) and the loaded model versions, so a new event or a newly activated model
+is seen at once. The shop's rules run on every request against live data through the adapter, so
+a product that just sold out is never shown. Nothing here raises into a page: a broken model or
+a failing query is logged and popular products are served instead.
+"""
+import hashlib
+import logging
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+
+from django.core.cache import cache
+from django.urls import NoReverseMatch, reverse
+
+from personalization import attribution, events, privacy
+from personalization.adapters import ProductInfo, get_adapter
+from personalization.models import EventKind, Placement
+from personalization.models.placements import MAX_LIMIT
+from personalization.services import candidates as sources
+from personalization.services import explanations, shoppers
+
+logger = logging.getLogger("personalization.ranking")
+
+Strategy = Placement.Strategy
+
+CACHE_SECONDS = 10 * 60
+PLACEMENT_CACHE_SECONDS = 60
+#: The placement `{% cart_predictions %}` and `cart_predictions()` serve.
+CART_PREDICTIONS_SLUG = "cart-completion"
+_PAGE_ATTRIBUTE = "_personalization_shown"
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    product: ProductInfo  # live from the store's adapter: title, price, category, url, ...
+    score: float
+    reason: str  # a code of services.explanations, e.g. "because_often_bought"
+    explanation: str  # the reason as a sentence in the current language
+    strategy: str  # the strategy that found it (the placement's, its fallback's, or popular)
+    click_url: str  # the tracked link to the product page
+
+
+@dataclass
+class Recommendations:
+    """What one placement shows one shopper once; `recommendation_id` marks its impressions and clicks."""
+
+    placement: Placement
+    recommendation_id: str
+    heading: str
+    items: list = field(default_factory=list)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self):
+        return len(self.items)
+
+    def __bool__(self):
+        return bool(self.items)
+
+    @property
+    def product_ids(self):
+        return [item.product.id for item in self.items]
+
+    def as_dict(self):
+        """Plain data (for JSON): the placement's slug, the recommendation id, the heading and the items."""
+        return {
+            "placement": self.placement.slug,
+            "recommendation_id": self.recommendation_id,
+            "heading": self.heading,
+            "items": [
+                {**{k: v for k, v in asdict(item).items() if k != "product"}, "product": _product_dict(item.product)}
+                for item in self.items
+            ],
+        }
+
+
+def _product_dict(product):
+    data = asdict(product)
+    data["price"] = None if product.price is None else str(product.price)
+    return data
+
+
+# Public entry points -----------------------------------------------------------------------
+
+
+def recommend(placement, shopper, *, product_id=None, cart_product_ids=None, limit=None, exclude_product_ids=()):
+    """Recommendations of `placement` for `shopper` (an events.Shopper; empty for nobody known).
+
+    `product_id`: the product of the page (bought together, similar; never recommended itself).
+    `cart_product_ids`: what the cart holds; None reads it from the shopper's cart events.
+    `limit`: at most this many items (default: the placement's). `exclude_product_ids`: products
+    already shown on the page. Never raises; an inactive placement gives no items.
+    """
+    recommendation_id = uuid.uuid4().hex
+    limit = _limit(limit, placement)
+    product_id = None if product_id in (None, "") else str(product_id)
+    items, strategy = [], placement.strategy
+    if placement.active:
+        try:
+            shortlist = _shortlist(placement, shopper, product_id, cart_product_ids, limit)
+            items = _serve(placement, shortlist, product_id=product_id, exclude=exclude_product_ids, limit=limit)
+        except Exception:
+            logger.exception("Recommendations of placement %r failed; serving popular products", placement.slug)
+            items = _popular_only(placement, product_id, cart_product_ids, exclude_product_ids, limit)
+        strategy = items[0][0].strategy if items else strategy
+    return Recommendations(
+        placement=placement,
+        recommendation_id=recommendation_id,
+        heading=explanations.heading(placement, strategy),
+        items=[_item(candidate, info, anchor, recommendation_id, placement) for candidate, info, anchor in items],
+    )
+
+
+def recommend_for_slug(slug, request, *, product_id=None, cart_product_ids=None, limit=None):
+    """Recommendations of the placement `slug` for the shopper of `request`.
+
+    Raises Placement.DoesNotExist for an unknown slug. Products already shown on this request's page
+    by other placements are left out (and these are added to them). Otherwise as `recommend`.
+    """
+    placement = placement_by_slug(slug)
+    return _for_page(request, placement, product_id=product_id, cart_product_ids=cart_product_ids, limit=limit)
+
+
+def cart_predictions(shopper, cart_product_ids=None, *, limit=None, exclude_product_ids=()):
+    """What `shopper` is likely to add to a cart holding `cart_product_ids` (None: their recorded cart),
+    from the "cart-completion" placement (or its defaults when the shop deleted it)."""
+    return recommend(
+        cart_placement(), shopper, cart_product_ids=cart_product_ids, limit=limit, exclude_product_ids=exclude_product_ids
+    )
+
+
+def cart_predictions_for_request(request, cart_product_ids=None, *, limit=None):
+    """cart_predictions() for the shopper of `request`, leaving out what the page already shows."""
+    return _for_page(request, cart_placement(), cart_product_ids=cart_product_ids, limit=limit)
+
+
+def shopper_for(request):
+    """The events.Shopper of a request: the signed-in user, or the session (created if needed)."""
+    return events.shopper_from(request)
+
+
+def placement_by_slug(slug):
+    """The Placement with this slug (cached briefly); raises Placement.DoesNotExist."""
+    key = Placement.cache_key(slug)
+    placement = cache.get(key)
+    if placement is None:
+        placement = Placement.objects.get(slug=slug)
+        cache.set(key, placement, PLACEMENT_CACHE_SECONDS)
+    return placement
+
+
+def cart_placement():
+    """The "cart-completion" placement; its defaults (unsaved) when the shop deleted it."""
+    try:
+        return placement_by_slug(CART_PREDICTIONS_SLUG)
+    except Placement.DoesNotExist:
+        return Placement(
+            slug=CART_PREDICTIONS_SLUG,
+            name="Cart completion",
+            page=Placement.Page.CART,
+            strategy=Strategy.CART_COMPLETION,
+            fallback_strategy=Strategy.BOUGHT_TOGETHER,
+            limit=4,
+        )
+
+
+def record_impressions(request_or_shopper, recommendations):
+    """Records one impression per shown item, with the recommendation id, in one write. Never raises."""
+    if not recommendations:
+        return 0
+    try:
+        shopper = request_or_shopper if isinstance(request_or_shopper, events.Shopper) else shopper_for(request_or_shopper)
+        return events.bulk_record(
+            [
+                events.NewEvent(
+                    EventKind.IMPRESSION,
+                    item.product.id,
+                    shopper,
+                    recommendation_id=recommendations.recommendation_id,
+                    data={"placement": recommendations.placement.slug, "position": position},
+                )
+                for position, item in enumerate(recommendations, start=1)
+            ]
+        )
+    except Exception:
+        logger.exception("Could not record the impressions of %s", recommendations.recommendation_id)
+        return 0
+
+
+def shown_on_page(request):
+    """The product ids the placements of this request's page have shown so far (a set, kept on the request)."""
+    shown = getattr(request, _PAGE_ATTRIBUTE, None)
+    if shown is None:
+        shown = set()
+        setattr(request, _PAGE_ATTRIBUTE, shown)
+    return shown
+
+
+def _for_page(request, placement, **options):
+    shown = shown_on_page(request)
+    found = recommend(placement, shopper_for(request), exclude_product_ids=frozenset(shown), **options)
+    shown.update(found.product_ids)
+    return found
+
+
+# Candidates, cached per shopper and placement ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shortlist:
+    """What is cached per shopper and placement: candidates before the rules, and what the rules need."""
+
+    candidates: list
+    cart: tuple = ()  # product ids in the cart
+    favourites: tuple = ()  # (product id, orders) the shopper buys most, for explanations
+
+
+def _chain(placement):
+    """The strategies tried in turn: the placement's, its fallback, popular."""
+    return list(dict.fromkeys([placement.strategy, placement.fallback_strategy or Strategy.POPULAR, Strategy.POPULAR]))
+
+
+def _limit(limit, placement):
+    """The number of items to show: `limit` when it is a whole number from 1 to MAX_LIMIT, else the placement's."""
+    try:
+        limit = int(limit)
+    except (TypeError, ValueError):
+        return placement.limit
+    return max(1, min(limit, MAX_LIMIT))
+
+
+def _pool_size(placement, limit):
+    """Candidates kept per placement: room for the rules to reject some (more with category filters)."""
+    size = 4 * limit + 20
+    return size * 5 if placement.included_categories else size
+
+
+def _shortlist(placement, shopper, product_id, cart_product_ids, limit):
+    """The Shortlist, cached under the shopper's version token and the loaded model versions."""
+    if shopper and privacy.is_opted_out(shopper.user_id, shopper.session_key):
+        # Nothing personal; and what was cached before they opted out must not come back if they opt in.
+        events.renew_shopper_versions([(shopper.user_id, shopper.session_key)])
+        shopper = events.Shopper()
+    chain = _chain(placement)
+    models = sorted({kind for strategy in chain for kind in sources.MODELS[strategy]})
+    who = f"{shopper.user_id or ''}:{shopper.session_key}:{events.shopper_version(shopper)}" if shopper else "nobody"
+    cart_part = "-" if cart_product_ids is None else _digest(sorted(str(p) for p in cart_product_ids))
+    stamp = placement.updated_at.timestamp() if placement.updated_at else 0
+    key = "personalization:recs:" + _digest(
+        [placement.pk or placement.slug, stamp, limit, who, product_id or "", cart_part]
+        + [sources.model_token(kind) for kind in models]
+    )
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    history = shoppers.history_of(shopper)
+    cart = history.cart if cart_product_ids is None else tuple(str(p) for p in cart_product_ids)
+    context = sources.Context(history=history, product_id=product_id, cart=cart, pool=_pool_size(placement, limit))
+    shortlist = Shortlist(
+        candidates=_from_chain(placement, chain, context),
+        cart=cart,
+        favourites=tuple((p, history.bought[p]) for p in history.favourites()),
+    )
+    cache.set(key, shortlist, CACHE_SECONDS)
+    return shortlist
+
+
+def _from_chain(placement, chain, context):
+    bought = set() if placement.shows_repeats else set(context.history.bought)
+    found, seen = [], bought | {context.product_id}
+    for strategy in chain:
+        try:
+            generated = sources.generate(strategy, context)
+        except sources.ModelUnavailable as reason:
+            logger.info("Placement %r: %s; falling back", placement.slug, reason)
+            continue
+        except Exception:
+            logger.exception("Strategy %s of placement %r failed; falling back", strategy, placement.slug)
+            continue
+        for candidate in generated:
+            if candidate.product_id not in seen:
+                seen.add(candidate.product_id)
+                found.append(candidate)
+        if len(found) >= context.pool:
+            break
+    return found
+
+
+def _digest(parts):
+    return hashlib.sha1(repr(parts).encode()).hexdigest()
+
+
+# The shop's rules, on live data ---------------------------------------------------------------
+
+
+def _serve(placement, shortlist, *, product_id, exclude, limit):
+    """[(candidate, product info, anchor info)] of the first `limit` candidates the rules allow."""
+    skip = set(exclude) | {product_id} | (set(shortlist.cart) if placement.exclude_in_cart else set())
+    queue = [candidate for candidate in shortlist.candidates if candidate.product_id not in skip]
+    adapter, chosen = get_adapter(), []
+    start, step = 0, max(2 * limit, 12)
+    while start < len(queue):
+        chunk = queue[start : start + step]
+        start, step = start + step, step * 2  # when the rules reject many, look further each time
+        wanted = {c.product_id for c in chunk} | {c.anchor for c in chunk if c.anchor}
+        if any(c.reason in _FAVOURITE_REASONS for c in chunk):
+            wanted |= {p for p, _ in shortlist.favourites}
+        products = adapter.products(wanted)
+        for candidate in chunk:
+            info = products.get(candidate.product_id)
+            if info is not None and allowed(placement, info):
+                candidate = _same_shelf_anchor(candidate, info, shortlist.favourites, products)
+                chosen.append((candidate, info, products.get(candidate.anchor)))
+                if len(chosen) == limit:
+                    return chosen
+    return chosen
+
+
+_FAVOURITE_REASONS = (explanations.BECAUSE_BOUGHT, explanations.BECAUSE_OFTEN_BOUGHT)
+
+
+def _same_shelf_anchor(candidate, product, favourites, products):
+    """A discovery explained by a favourite names, when it can, the favourite from the same
+    category ("Because you often buy Italian Chickpeas" for other chickpeas): clearer to shoppers
+    than the model's closest item."""
+    if candidate.reason not in _FAVOURITE_REASONS or not product.category:
+        return candidate
+    for favourite, orders in favourites:
+        info = products.get(favourite)
+        if info is not None and info.category == product.category and favourite != product.id:
+            reason = explanations.BECAUSE_OFTEN_BOUGHT if orders > 1 else explanations.BECAUSE_BOUGHT
+            return replace(candidate, anchor=favourite, reason=reason)
+    return candidate
+
+
+def allowed(placement, product):
+    """The shop's rules for one product (a ProductInfo): live, in stock, in the placement's categories and prices."""
+    if not product.active or (product.stock is not None and product.stock <= 0):
+        return False
+    category = (product.category or "").casefold()
+    if placement.included_categories and category not in placement.included_categories:
+        return False
+    if category in placement.excluded_categories:
+        return False
+    if product.price is not None:
+        if placement.min_price is not None and product.price < placement.min_price:
+            return False
+        if placement.max_price is not None and product.price > placement.max_price:
+            return False
+    return True
+
+
+def _popular_only(placement, product_id, cart_product_ids, exclude, limit):
+    """The last resort when building recommendations failed: popular products, nothing personal."""
+    try:
+        context = sources.Context(shoppers.NOBODY, product_id, (), _pool_size(placement, limit))
+        shortlist = Shortlist(sources.popular(context), cart=tuple(map(str, cart_product_ids or ())))
+        return _serve(placement, shortlist, product_id=product_id, exclude=exclude, limit=limit)
+    except Exception:
+        logger.exception("Popular products for placement %r failed too; showing nothing", placement.slug)
+        return []
+
+
+def _item(candidate, product, anchor, recommendation_id, placement):
+    text = explanations.explain(
+        candidate.reason,
+        anchor_title=anchor.title if anchor is not None else "",
+        count=candidate.count,
+        category=product.category,
+    )
+    return Recommendation(
+        product=product,
+        score=float(candidate.score),
+        reason=candidate.reason,
+        explanation=text,
+        strategy=candidate.strategy,
+        click_url=click_url(recommendation_id, product, placement.slug),
+    )
+
+
+def click_url(recommendation_id, product, placement_slug):
+    """The tracked link to a recommended product; its page URL when the plugin's URLs are not installed."""
+    try:
+        return reverse("personalization:click", args=[attribution.click_token(recommendation_id, product.id, placement_slug)])
+    except NoReverseMatch:
+        return product.url

@@ -1,0 +1,110 @@
+"""Caching of recommendations: reused until the shopper's events or the active model change."""
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from personalization import events, privacy, registry
+from personalization.events import Shopper
+from personalization.models import Event, EventKind, ModelKind, Placement
+from personalization.services import ranking
+from tests.factories import ProductFactory
+from tests.personalization.stores import build_store, purchase, train_and_activate
+
+pytestmark = pytest.mark.django_db
+
+Strategy = Placement.Strategy
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    registry.forget_loaded()
+    yield
+    registry.forget_loaded()
+
+
+@pytest.fixture
+def trained():
+    store = build_store()
+    train_and_activate()
+    return store
+
+
+def for_you(limit=4):
+    return Placement.objects.create(slug="test-for-you", name="for you", strategy=Strategy.FOR_YOU, limit=limit)
+
+
+def test_a_new_event_of_the_shopper_renews_their_recommendations(trained, django_capture_on_commit_callbacks):
+    dairy = trained.shoppers["dairy"][0]
+    unit = for_you()
+    first = ranking.recommend(unit, Shopper(user_id=dairy.pk))
+    shown = trained.products[first.items[0].product.title]
+    # Written behind the events module's back: the cached recommendations stay as they were.
+    Event.objects.create(kind=EventKind.PURCHASE, user_id=str(dairy.pk), product_id=str(shown.pk), order_id="late-1")
+    assert str(shown.pk) in ranking.recommend(unit, Shopper(user_id=dairy.pk)).product_ids
+
+    with django_capture_on_commit_callbacks(execute=True):
+        events.record(EventKind.VIEW, trained.product("Apples").pk, user_id=dairy.pk)
+    renewed = ranking.recommend(unit, Shopper(user_id=dairy.pk))
+
+    assert str(shown.pk) not in renewed.product_ids  # now known as bought, so left out
+
+
+def test_a_newly_activated_model_is_used_at_once(trained, django_capture_on_commit_callbacks):
+    dairy = trained.shoppers["dairy"][0]
+    unit = for_you(limit=30)
+    skyr = ProductFactory(title="Skyr", category=trained.product("Milk").category)
+    first = ranking.recommend(unit, Shopper(user_id=dairy.pk))
+    assert str(skyr.pk) not in {item.product.id for item in first if item.strategy == Strategy.FOR_YOU}
+    # Other shoppers discover Skyr; the next training run learns it.
+    Event.objects.bulk_create(
+        purchase(user, skyr, f"skyr-{user.pk}", ordered_at=first_order_time()) for user in trained.shoppers["dairy"][1:]
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        train_and_activate(kinds=[ModelKind.AUTOENCODER])
+    again = ranking.recommend(unit, Shopper(user_id=dairy.pk))
+
+    assert str(skyr.pk) in {item.product.id for item in again if item.strategy == Strategy.FOR_YOU}
+
+
+def first_order_time():
+    return Event.objects.order_by("created_at").values_list("created_at", flat=True).first()
+
+
+def test_a_repeated_request_reads_only_the_live_product_data(trained, django_assert_num_queries):
+    dairy = Shopper(user_id=trained.shoppers["dairy"][0].pk)
+    unit = for_you()
+    ranking.recommend(unit, dairy)
+
+    with django_assert_num_queries(1):  # the products, through the adapter: stock and prices are live
+        again = ranking.recommend(unit, dairy)
+
+    assert len(again) == 4
+
+
+def test_popular_products_are_counted_once_not_per_request(trained):
+    unit = Placement.objects.create(slug="test-popular", name="popular", strategy=Strategy.POPULAR, limit=4)
+    ranking.recommend(unit, Shopper(session_key="visitor-1"))
+
+    with CaptureQueriesContext(connection) as queries:
+        found = ranking.recommend(unit, Shopper(session_key="visitor-2"))
+
+    # The new visitor's own history and opt-out are looked up; the store's orders are not counted again.
+    assert not [query["sql"] for query in queries if "COUNT(" in query["sql"].upper()]
+
+    assert {item.product.title for item in found} == {"Milk", "Butter", "Bread", "Croissant"}  # in all 40 orders of their kind
+
+
+def test_after_opting_out_and_back_in_nothing_from_before_is_shown(trained):
+    dairy = trained.shoppers["dairy"][0]
+    unit = for_you()
+    assert {item.strategy for item in ranking.recommend(unit, Shopper(user_id=dairy.pk))} == {Strategy.FOR_YOU}
+
+    privacy.opt_out(user=dairy)
+    while_out = ranking.recommend(unit, Shopper(user_id=dairy.pk))
+    privacy.opt_in(user=dairy)
+    back_in = ranking.recommend(unit, Shopper(user_id=dairy.pk))
+
+    assert Strategy.FOR_YOU not in {item.strategy for item in while_out}
+    assert Strategy.FOR_YOU not in {item.strategy for item in back_in}  # their history was erased
