@@ -5,6 +5,7 @@ pass for one shopper and a torch top-k over the catalog, so the work grows with 
 history and the placement's size, never with a loop over the catalog. The shop's rules (stock,
 prices, categories, the cart) are applied afterwards, in `ranking`, on live data.
 """
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -73,7 +74,22 @@ def model_token(kind):
 
 def generate(strategy, context):
     """Candidates of `strategy`; [] when it has nothing to start from; ModelUnavailable without its model."""
-    return STRATEGIES[strategy](context)
+    if not MODELS[strategy]:
+        return STRATEGIES[strategy](context)
+    with _one_thread():
+        return STRATEGIES[strategy](context)
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Scores one shopper on one thread: for a single row, torch's thread pool costs more than it
+    gives, and on a busy host its threads wait on each other (milliseconds become hundreds)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 # Learned strategies -------------------------------------------------------------------------
