@@ -6,7 +6,6 @@ history and the placement's size, never with a loop over the catalog. The shop's
 prices, categories, the cart) are applied afterwards, in `ranking`, on live data.
 """
 import contextlib
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,8 +18,6 @@ from personalization.ml.models import NextBasketCNN, ShopperAutoencoder, score_s
 from personalization.models import ModelKind, Placement
 from personalization.services import event_stats, explanations as why, training
 from personalization.services.shoppers import ShopperHistory
-
-logger = logging.getLogger("personalization.ranking")
 
 Strategy = Placement.Strategy
 
