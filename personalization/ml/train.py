@@ -30,6 +30,7 @@ class TrainConfig:
     learning_rate: float = 3e-3  # AdamW
     weight_decay: float = 1e-5
     patience: int | None = 3  # epochs without a better validation loss before stopping; None: no validation
+    min_improvement: float = 1e-3  # what counts as better: the loss falls by at least this share of the best
     # The most training rows an epoch reads (a random sample each epoch); None: all of them. Keeps an
     # epoch of a large store short, so early stopping checks often and training time stays bounded.
     rows_per_epoch: int | None = 20_000
@@ -115,12 +116,13 @@ def fit(model, data, config=None, progress=None):
             best_epoch = epoch
             continue
         if best_loss is None or validation_loss < best_loss:
-            best_loss, best_epoch, stale = validation_loss, epoch, 0
+            improved = best_loss is None or validation_loss < best_loss - config.min_improvement * abs(best_loss)
+            best_loss, best_epoch, stale = validation_loss, epoch, 0 if improved else stale + 1
             best_state = copy.deepcopy(model.state_dict())
         else:
             stale += 1
-            if stale >= config.patience:
-                break
+        if stale and stale >= config.patience:
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

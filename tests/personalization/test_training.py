@@ -57,3 +57,50 @@ def test_a_checkpoint_with_numpy_numbers_in_its_extras_loads_safely():
     data = checkpoint.save(PersonalFrequency(), extra=training.plain({"segments": [{"size": np.int64(3), "share": np.float32(0.5)}]}))
 
     assert checkpoint.load(data).extra == {"segments": [{"size": 3, "share": 0.5}]}
+
+
+def synthetic_store(shoppers=150, products=400):
+    from personalization.services.history import import_frame
+    from personalization.synthetic import generate_catalog, generate_histories
+
+    import_frame(generate_histories(generate_catalog(products, seed=3), shoppers, seed=3))
+
+
+def test_train_all_publishes_every_model_and_a_second_run_is_judged_against_the_active_ones(capsys):
+    from django.core.management import call_command
+
+    synthetic_store()
+
+    call_command("personalization_train", "--model", "all", "--device", "cpu")
+
+    first = {run.kind: run for run in TrainingRun.objects.all()}
+    assert set(first) == {"next_basket", "autoencoder", "propensity"}
+    assert all(run.status in ("promoted", "kept_inactive") for run in first.values()), [r.message for r in first.values()]
+    for kind, run in first.items():
+        version = run.model_version
+        assert version.artifact.name and version.metrics["baseline"] and version.data_window
+        assert version.is_active == (run.status == "promoted")
+    # The autoencoder finds products a shopper never bought; personal frequency cannot.
+    assert first["autoencoder"].status == "promoted"
+    promoted = [kind for kind, run in first.items() if run.status == "promoted"]
+
+    call_command("personalization_train", "--model", "all", "--device", "cpu")
+
+    second = {run.kind: run for run in TrainingRun.objects.exclude(pk__in=[r.pk for r in first.values()])}
+    for kind in promoted:
+        assert "active version" in second[kind].message, second[kind].message
+        assert second[kind].model_version.metrics["active_before"] is not None
+    assert "promoted" in capsys.readouterr().out
+
+
+def test_if_no_active_trains_only_the_models_without_an_active_version(capsys):
+    from django.core.management import call_command
+
+    synthetic_store()
+    call_command("personalization_train", "--model", "autoencoder", "--device", "cpu")
+    assert registry.active("autoencoder") is not None
+
+    call_command("personalization_train", "--model", "autoencoder", "--if-no-active")
+
+    assert TrainingRun.objects.count() == 1
+    assert "nothing to train" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from personalization import registry
 from personalization.models import ModelKind
 from personalization.services import training
 
@@ -14,13 +15,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--model", choices=[*ModelKind.values, "all"], default="all")
         parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        parser.add_argument(
+            "--if-no-active", action="store_true", help="train only the models that have no active version yet (first set-up)"
+        )
 
-    def handle(self, *args, model, device, **options):
+    def handle(self, *args, model, device, if_no_active=False, **options):
         import torch
 
         if device == "cuda" and not torch.cuda.is_available():
             raise CommandError("--device cuda: no CUDA device is available here; use --device cpu or auto")
         kinds = list(ModelKind.values) if model == "all" else [model]
+        if if_no_active:
+            kinds = [kind for kind in kinds if registry.active(kind) is None]
+            if not kinds:
+                self.stdout.write("Every model already has an active version; nothing to train.")
+                return
         frame = training.purchase_frame()
         self.stdout.write(f"Training {', '.join(kinds)} on {len(frame)} order lines ...")
         with tqdm(total=len(kinds), unit="model", file=self.stderr) as bar:
