@@ -7,6 +7,7 @@ falls back to the previously active versions when an artifact is missing or corr
 """
 import logging
 import threading
+import time
 import uuid
 
 from django.core.cache import cache
@@ -95,7 +96,9 @@ def load_active(kind, loader):
     None means nothing can serve and the caller falls back (to popularity)."""
     version_id = _active_id(kind)
     cached = _loaded.get(kind)
-    if cached and cached[0] == version_id:
+    # A loaded model serves until another version is activated; "nothing can load" is believed for
+    # ACTIVE_CHECK_SECONDS, so a store with no model yet doesn't query and retry on every request.
+    if cached and cached[0] == version_id and (cached[1] is not None or time.monotonic() < cached[2]):
         return cached[1]
     with _lock:
         candidates = ModelVersion.objects.filter(kind=kind, activated_at__isnull=False).order_by(
@@ -108,9 +111,9 @@ def load_active(kind, loader):
             except Exception:
                 logger.exception("Cannot load %s from %s; trying the version active before it", version, version.artifact.name)
                 continue
-            _loaded[kind] = (version_id, loaded)
+            _loaded[kind] = (version_id, loaded, None)
             return loaded
-    _loaded.pop(kind, None)
+        _loaded[kind] = (version_id, None, time.monotonic() + ACTIVE_CHECK_SECONDS)
     return None
 
 

@@ -381,6 +381,19 @@ def test_the_coupon_banner_is_empty_for_anonymous_shoppers_and_opted_out_ones():
         assert render_to_string("personalization/coupon.html", personalized_coupon({"request": request})).strip() == ""
 
 
+def test_the_cart_page_shows_the_shoppers_coupon_through_the_tag(client):
+    from tests.factories import ProductFactory
+
+    coupon = CouponFactory(campaign=CouponCampaignFactory(discount_value=Decimal("10"), min_cart_total=Decimal("0")))
+    client.force_login(coupon.user)
+    product = ProductFactory(price=Decimal("20.00"), stock=5)
+    client.post(f"/cart/add/{product.pk}/", {"quantity": 1})
+
+    html = client.get("/cart/").content.decode()
+
+    assert coupon.code in html and "saves you 2.00 on this cart" in html
+
+
 # The campaign form
 
 

@@ -90,3 +90,20 @@ def test_nothing_active_loads_nothing():
     registry.publish("next_basket", b"model:a")
 
     assert registry.load_active("next_basket", loader) is None
+
+
+def test_a_model_that_cannot_load_is_not_retried_on_every_request(
+    caplog, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    version = registry.activate(registry.publish("next_basket", b"garbage"))
+    assert registry.load_active("next_basket", loader) is None
+    caplog.clear()
+
+    with django_assert_num_queries(0):
+        assert registry.load_active("next_basket", loader) is None
+    assert "Cannot load" not in caplog.text
+
+    version.artifact.storage.delete(version.artifact.name)
+    with django_capture_on_commit_callbacks(execute=True):
+        registry.activate(registry.publish("next_basket", b"model:fixed"))
+    assert registry.load_active("next_basket", loader) == "model:fixed"  # a new activation is seen at once
