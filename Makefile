@@ -21,6 +21,7 @@ demo: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_catalog --products $(DEMO_PRODUCTS)
 	$(PY) manage.py personalization_demo_data --users $(DEMO_USERS) --if-empty
+	$(PY) manage.py personalization_train --model all --if-no-active
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	@DJANGO_SUPERUSER_PASSWORD=admin $(PY) manage.py createsuperuser --noinput --username admin --email admin@example.com 2>/dev/null || true
 	@echo ""
