@@ -30,7 +30,7 @@ class TrainConfig:
     learning_rate: float = 3e-3  # AdamW
     weight_decay: float = 1e-5
     patience: int | None = 3  # epochs without a better validation loss before stopping; None: no validation
-    min_improvement: float = 1e-3  # what counts as better: the loss falls by at least this share of the best
+    min_improvement: float = 1e-4  # what counts as better: the loss falls by at least this share of the best
     # The most training rows an epoch reads (a random sample each epoch); None: all of them. Keeps an
     # epoch of a large store short, so early stopping checks often and training time stays bounded.
     rows_per_epoch: int | None = 20_000
