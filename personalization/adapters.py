@@ -77,6 +77,10 @@ class StoreAdapter:
         """Product ids -> {id: ProductInfo} for the ones that exist."""
         raise NotImplementedError
 
+    def cart_lines(self, user_id=None, session_key=""):
+        """The lines of the shopper's cart now, as CartLineInfo; None when the store's cart cannot be read."""
+        return None
+
 
 def resolve_model(setting_name):
     """The model a `*_MODEL` setting names, or ImproperlyConfigured with the fix."""
@@ -150,6 +154,22 @@ class ModelAdapter(StoreAdapter):
             product_id=_as_id(read_path(line, fields["product"])),
             quantity=int(quantity or 0),
         )
+
+    def cart_lines(self, user_id=None, session_key=""):
+        if self.cart_line_model is None:
+            return None
+        fields = self.cart_fields
+        if user_id is not None and fields.get("user"):
+            owner = {fields["user"]: user_id}
+        elif session_key and fields.get("session_key"):
+            owner = {fields["session_key"]: session_key}
+        else:
+            return []
+        rows = self.cart_line_model._default_manager.filter(**owner).values_list(fields["product"], fields["quantity"])
+        return [
+            CartLineInfo(user_id=user_id, session_key=session_key or "", product_id=_as_id(product), quantity=int(quantity or 0))
+            for product, quantity in rows
+        ]
 
     # Orders
     def order_model(self):

@@ -18,6 +18,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # the API docs page's Swagger UI, served from static files (no CDN)
     "shop",
     "personalization",
 ]
@@ -122,4 +126,39 @@ PERSONALIZATION = {
         "ordered_at": "order__placed_at",
     },
     "ORDER_PLACED_SIGNAL": "shop.signals.order_placed",
+}
+
+# The plugin's API (/api/personalization/): session (the store's pages) and token (apps) sign-in.
+# Token first: an unauthenticated request is answered 401 with a WWW-Authenticate header.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Per view, for anonymous shoppers (by address) and signed-in ones (by account).
+    "DEFAULT_THROTTLE_RATES": {
+        "personalization.recommendations.anon": "120/min",
+        "personalization.recommendations.user": "300/min",
+        "personalization.cart_predictions.anon": "120/min",
+        "personalization.cart_predictions.user": "300/min",
+        "personalization.coupons.anon": "30/min",
+        "personalization.coupons.user": "60/min",
+        "personalization.coupon_validation.anon": "10/min",
+        "personalization.coupon_validation.user": "30/min",
+        "personalization.events.anon": "300/min",
+        "personalization.events.user": "600/min",
+        "personalization.schema.anon": "30/min",
+        "personalization.schema.user": "60/min",
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Personalization API",
+    "DESCRIPTION": "Recommendations, cart predictions, coupons and shopper events of the demo store.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from drf-spectacular-sidecar's static files: the docs page loads nothing from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }

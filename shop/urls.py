@@ -1,18 +1,9 @@
-"""The demo store's URLs, the admin, and the plugin's API when it is installed."""
-from importlib.util import find_spec
-
+"""The demo store's URLs, the admin, and the plugin's pages and API."""
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from shop import views
-
-
-def module_exists(name):
-    try:
-        return find_spec(name) is not None
-    except ModuleNotFoundError:  # a parent package is missing
-        return False
 
 
 urlpatterns = [
@@ -34,7 +25,5 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("personalization/", include("personalization.urls")),
+    path("api/personalization/", include("personalization.api.urls")),
 ]
-
-if module_exists("personalization.api.urls"):
-    urlpatterns.append(path("api/personalization/", include("personalization.api.urls")))

@@ -217,13 +217,13 @@ def redeem(code, user, order_id, cart_total, cart_categories=(), now=None):
     return discount
 
 
-def coupon_for(user, cart_total=None, now=None):
-    """The shopper's best coupon to show now: unused, unexpired, its campaign running and within
-    budget. With `cart_total`, the one taking most off that cart; otherwise the one expiring first."""
+def open_coupons(user, now=None):
+    """The shopper's coupons that can be used now, expiring first: unused, unexpired, their campaign
+    running and within budget. Empty for anonymous shoppers and shoppers who opted out."""
     if user is None or not getattr(user, "is_authenticated", False) or privacy.is_opted_out(user_id=user.pk):
-        return None
+        return []
     now = now or timezone.now()
-    coupons = list(
+    return list(
         Coupon.objects.filter(
             Q(campaign__ends_at__isnull=True) | Q(campaign__ends_at__gt=now),
             user=user,
@@ -236,6 +236,12 @@ def coupon_for(user, cart_total=None, now=None):
         .select_related("campaign")
         .order_by("expires_at", "pk")
     )
+
+
+def coupon_for(user, cart_total=None, now=None):
+    """The shopper's best coupon to show now (of `open_coupons`). With `cart_total`, the one taking
+    most off that cart; otherwise the one expiring first."""
+    coupons = open_coupons(user, now)
     if not coupons or cart_total is None:
         return coupons[0] if coupons else None
     total = _money(cart_total)
@@ -422,6 +428,7 @@ __all__ = [
     "new_code",
     "validate",
     "redeem",
+    "open_coupons",
     "coupon_for",
     "not_issuing_reason",
     "in_holdout",

@@ -1,0 +1,149 @@
+"""What the API reads (query parameters and bodies) and what it answers, field by field."""
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from personalization.adapters import get_adapter
+from personalization.models import EventKind
+from personalization.models.placements import MAX_LIMIT
+from personalization.services import explanations
+
+#: The kinds a storefront records through the API; cart changes and purchases come from the store itself.
+API_EVENT_KINDS = (EventKind.VIEW, EventKind.IMPRESSION, EventKind.CLICK)
+#: The most events one POST may carry (the impressions of a page's placements).
+MAX_EVENTS_PER_REQUEST = 100
+
+
+def missing_products(product_ids):
+    """The ids among `product_ids` the store has no product for (one query through the adapter)."""
+    wanted = {str(product_id) for product_id in product_ids}
+    return sorted(wanted - set(get_adapter().products(wanted)))
+
+
+class LimitQuery(serializers.Serializer):
+    limit = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_LIMIT, help_text=_("How many products at most (default: the placement's).")
+    )
+
+
+class RecommendationsQuery(LimitQuery):
+    placement = serializers.SlugField(max_length=64, help_text=_("The placement's slug, e.g. home-for-you."))
+    product = serializers.CharField(
+        required=False, max_length=64, help_text=_("The id of the product the page shows (bought together, similar).")
+    )
+
+    def validate_product(self, value):
+        if missing_products([value]):
+            raise serializers.ValidationError(_("There is no product %(id)s.") % {"id": value})
+        return value
+
+
+class AbsoluteURLField(serializers.CharField):
+    """A URL of this site made absolute with the request's scheme and host (apps cannot follow a path)."""
+
+    def to_representation(self, value):
+        request = self.context.get("request")
+        return request.build_absolute_uri(value) if value and request is not None else value
+
+
+class RecommendedItemSerializer(serializers.Serializer):
+    product_id = serializers.CharField(source="product.id")
+    title = serializers.CharField(source="product.title")
+    price = serializers.DecimalField(source="product.price", max_digits=None, decimal_places=2, allow_null=True)
+    category = serializers.CharField(source="product.category")
+    url = AbsoluteURLField(source="product.url", help_text=_("The product's page."))
+    click_url = AbsoluteURLField(help_text=_("The product's page through a tracked link that records the click."))
+    reason = serializers.ChoiceField(choices=explanations.CODES, help_text=_("Why it is recommended, as a stable code."))
+    explanation = serializers.CharField(help_text=_("Why it is recommended, as a sentence in the shopper's language."))
+
+
+class RecommendationsSerializer(serializers.Serializer):
+    placement = serializers.CharField(source="placement.slug")
+    recommendation_id = serializers.CharField(
+        help_text=_("Marks what was shown: send it with the impression and click events of these items.")
+    )
+    heading = serializers.CharField()
+    items = RecommendedItemSerializer(many=True)
+
+
+class EventListSerializer(serializers.ListSerializer):
+    def validate(self, attrs):
+        missing = missing_products(event["product"] for event in attrs)
+        if missing:
+            raise serializers.ValidationError(
+                {"product": [_("There is no product %(ids)s.") % {"ids": ", ".join(missing)}]}
+            )
+        return attrs
+
+
+class EventSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=[(kind.value, kind.label) for kind in API_EVENT_KINDS],
+        error_messages={
+            "invalid_choice": _(
+                '"{input}" cannot be recorded through the API: use view, impression or click '
+                "(the store records cart changes and purchases itself)."
+            )
+        },
+    )
+    product = serializers.CharField(max_length=64, help_text=_("The product's id."))
+    recommendation_id = serializers.RegexField(
+        r"^[0-9A-Za-z_-]{1,64}$",
+        required=False,
+        help_text=_("For impressions and clicks: the recommendation_id of the recommendations shown."),
+    )
+    placement = serializers.SlugField(max_length=64, required=False, help_text=_("The placement the product was shown in."))
+    position = serializers.IntegerField(
+        min_value=1, max_value=MAX_LIMIT, required=False, help_text=_("Its place in the placement, from 1.")
+    )
+
+    class Meta:
+        list_serializer_class = EventListSerializer
+
+
+class EventsRecordedSerializer(serializers.Serializer):
+    received = serializers.IntegerField()
+    recorded = serializers.IntegerField(
+        help_text=_("Fewer than received: repeated views, or a shopper who opted out of personalization.")
+    )
+
+
+class CouponSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    campaign = serializers.CharField(source="campaign.name")
+    discount_kind = serializers.CharField(source="campaign.discount_kind")
+    discount_value = serializers.DecimalField(source="campaign.discount_value", max_digits=10, decimal_places=2)
+    max_discount = serializers.DecimalField(source="campaign.max_discount", max_digits=10, decimal_places=2, allow_null=True)
+    min_cart_total = serializers.DecimalField(source="campaign.min_cart_total", max_digits=10, decimal_places=2)
+    categories = serializers.ListField(
+        source="campaign.category_names", child=serializers.CharField(), help_text=_("Empty: any cart.")
+    )
+    expires_at = serializers.DateTimeField()
+
+
+class CouponValidationRequest(serializers.Serializer):
+    code = serializers.CharField(max_length=64, trim_whitespace=True)
+    cart_total = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        min_value=0,
+        required=False,
+        help_text=_("What the cart is worth. Default: the shopper's cart in the store, at today's prices."),
+    )
+
+
+class DiscountSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, help_text=_("What the coupon takes off this cart."))
+    cart_total = serializers.DecimalField(max_digits=12, decimal_places=2)
+    campaign = serializers.CharField(source="campaign_name")
+    discount_kind = serializers.CharField(source="kind")
+    discount_value = serializers.DecimalField(source="value", max_digits=10, decimal_places=2)
+    expires_at = serializers.DateTimeField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text=_("What was wrong, as a sentence."))
+    code = serializers.CharField(help_text=_("A stable code for it."))
+    errors = serializers.JSONField(
+        required=False, help_text=_("Invalid input: the messages by field (for a list, by position in the list).")
+    )

@@ -1,0 +1,73 @@
+"""Scoped throttles, one pair per view: anonymous shoppers by address, signed-in shoppers by account.
+
+A view names its scope (`throttle_scope = "personalization.events"`); the rates are
+`REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["personalization.events.anon"]` and `...user`, and
+default to DEFAULT_RATES, so a store that sets none still has limits.
+"""
+from django.core.exceptions import ImproperlyConfigured
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+
+DEFAULT_RATES = {
+    "personalization.recommendations.anon": "120/min",
+    "personalization.recommendations.user": "300/min",
+    "personalization.cart_predictions.anon": "120/min",
+    "personalization.cart_predictions.user": "300/min",
+    "personalization.coupons.anon": "30/min",
+    "personalization.coupons.user": "60/min",
+    # Codes cannot be guessed (about 59 bits), but checking them needs no high rate either.
+    "personalization.coupon_validation.anon": "10/min",
+    "personalization.coupon_validation.user": "30/min",
+    "personalization.events.anon": "300/min",
+    "personalization.events.user": "600/min",
+    "personalization.schema.anon": "30/min",
+    "personalization.schema.user": "60/min",
+}
+
+
+class ShopperThrottle(SimpleRateThrottle):
+    """The rate of `<view.throttle_scope>.<audience>` for the shoppers of `audience`; others pass."""
+
+    audience = None  # "anon" or "user"
+
+    def __init__(self):
+        # The scope, and so the rate, is known only once the view is (see allow_request).
+        pass
+
+    def applies_to(self, request):
+        signed_in = bool(request.user and request.user.is_authenticated)
+        return signed_in == (self.audience == "user")
+
+    def allow_request(self, request, view):
+        if not self.applies_to(request):
+            return True
+        self.scope = f"{view.throttle_scope}.{self.audience}"
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_rate(self):
+        """The rate in settings (None there: no limit), else the default."""
+        rates = api_settings.DEFAULT_THROTTLE_RATES
+        if self.scope in rates:
+            return rates[self.scope]
+        try:
+            return DEFAULT_RATES[self.scope]
+        except KeyError:
+            raise ImproperlyConfigured(f"No throttle rate for {self.scope!r}: set REST_FRAMEWORK['DEFAULT_THROTTLE_RATES'][{self.scope!r}].") from None
+
+    def get_cache_key(self, request, view):
+        ident = request.user.pk if self.audience == "user" else self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class AnonymousShopperThrottle(ShopperThrottle):
+    audience = "anon"
+
+
+class SignedInShopperThrottle(ShopperThrottle):
+    audience = "user"
+
+
+#: What every view of the API uses.
+SHOPPER_THROTTLES = [AnonymousShopperThrottle, SignedInShopperThrottle]

@@ -1,0 +1,265 @@
+"""The API's views. Each answers for the shopper of the request and names its permission and throttles.
+
+Reads never create a session: an anonymous shopper without one is served as a new shopper.
+Recording events does, and sends its cookie, so that what they do next is theirs.
+"""
+import logging
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+
+from django.utils.cache import patch_cache_control
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from personalization import attribution, coupons, events
+from personalization.adapters import get_adapter
+from personalization.api import exceptions, serializers
+from personalization.api.permissions import AnyShopper, SignedInShopper
+from personalization.api.throttling import SHOPPER_THROTTLES
+from personalization.models import EventKind, Placement
+from personalization.services import coupons as coupon_service
+from personalization.services import ranking
+
+logger = logging.getLogger("personalization.api")
+
+#: Set in a session the API creates, so that the session is stored and its cookie sent.
+SESSION_MARK = "personalization_shopper"
+
+_ERRORS = {
+    400: OpenApiResponse(serializers.ErrorSerializer, description="Invalid parameters; `errors` says which."),
+    503: OpenApiResponse(serializers.ErrorSerializer, description="The service failed; the failure is logged."),
+}
+_SIGNED_IN_ERRORS = {
+    401: OpenApiResponse(serializers.ErrorSerializer, description="Not signed in."),
+    403: OpenApiResponse(serializers.ErrorSerializer, description="Not allowed."),
+}
+
+
+class JSONErrors:
+    """Errors in the API's JSON shape (exceptions.exception_handler), whatever the store's DRF settings."""
+
+    def get_exception_handler(self):
+        return exceptions.exception_handler
+
+
+class ShopperAPIView(JSONErrors, APIView):
+    """The API's base view: errors as JSON, and answers that no shared cache keeps."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        patch_cache_control(response, private=True, no_store=True)  # every answer is one shopper's
+        return response
+
+
+def shopper_of(request, *, create_session=False):
+    """The events.Shopper of a request: the signed-in user, else the session. Without a session,
+    nobody (a new shopper), unless `create_session`: then one is created, marked so that it is kept."""
+    user = request.user
+    if user and user.is_authenticated:
+        return events.Shopper(user_id=user.pk)
+    session = getattr(request, "session", None)
+    if session is None:
+        return events.Shopper()
+    if not session.session_key:
+        if not create_session:
+            return events.Shopper()
+        session[SESSION_MARK] = True
+        session.save()
+    return events.Shopper(session_key=session.session_key)
+
+
+def validated(serializer_class, data):
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class RecommendationsView(ShopperAPIView):
+    """A placement's recommendations for the shopper of the request, each with the reason it is there."""
+
+    permission_classes = [AnyShopper]
+    throttle_classes = SHOPPER_THROTTLES
+    throttle_scope = "personalization.recommendations"
+
+    @extend_schema(
+        parameters=[serializers.RecommendationsQuery],
+        responses={
+            200: serializers.RecommendationsSerializer,
+            404: OpenApiResponse(serializers.ErrorSerializer, description="No placement has this slug."),
+            **_ERRORS,
+        },
+    )
+    def get(self, request):
+        query = validated(serializers.RecommendationsQuery, request.query_params)
+        try:
+            placement = ranking.placement_by_slug(query["placement"])
+        except Placement.DoesNotExist:
+            raise exceptions.UnknownPlacement(f"There is no placement {query['placement']!r}.") from None
+        found = ranking.recommend(placement, shopper_of(request), product_id=query.get("product"), limit=query.get("limit"))
+        return Response(serializers.RecommendationsSerializer(found, context={"request": request}).data)
+
+
+class CartPredictionsView(ShopperAPIView):
+    """What the shopper of the request will likely add to their cart next, from the cart the store records."""
+
+    permission_classes = [AnyShopper]
+    throttle_classes = SHOPPER_THROTTLES
+    throttle_scope = "personalization.cart_predictions"
+
+    @extend_schema(parameters=[serializers.LimitQuery], responses={200: serializers.RecommendationsSerializer, **_ERRORS})
+    def get(self, request):
+        query = validated(serializers.LimitQuery, request.query_params)
+        found = ranking.cart_predictions(shopper_of(request), limit=query.get("limit"))
+        return Response(serializers.RecommendationsSerializer(found, context={"request": request}).data)
+
+
+class CouponsView(ShopperAPIView):
+    """The signed-in shopper's coupons that can be used now, expiring first."""
+
+    permission_classes = [SignedInShopper]
+    throttle_classes = SHOPPER_THROTTLES
+    throttle_scope = "personalization.coupons"
+
+    @extend_schema(responses={200: serializers.CouponSerializer(many=True), **_SIGNED_IN_ERRORS, 503: _ERRORS[503]})
+    def get(self, request):
+        return Response(serializers.CouponSerializer(coupon_service.open_coupons(request.user), many=True).data)
+
+
+class CouponValidationView(ShopperAPIView):
+    """What a coupon takes off the shopper's cart, or why it does not apply. Using it is checkout's job."""
+
+    permission_classes = [SignedInShopper]
+    throttle_classes = SHOPPER_THROTTLES
+    throttle_scope = "personalization.coupon_validation"
+
+    @extend_schema(
+        request=serializers.CouponValidationRequest,
+        responses={
+            200: serializers.DiscountSerializer,
+            400: OpenApiResponse(serializers.ErrorSerializer, description="The coupon does not apply; `detail` says why."),
+            **_SIGNED_IN_ERRORS,
+            503: _ERRORS[503],
+        },
+    )
+    def post(self, request):
+        data = validated(serializers.CouponValidationRequest, request.data)
+        cart = store_cart(request.user)
+        cart_total = data.get("cart_total")
+        if cart_total is None:
+            if cart is None:
+                raise ValidationError({"cart_total": ["This field is required: the store's cart cannot be read."]})
+            cart_total = cart.total
+        try:
+            discount = coupons.validate(data["code"], request.user, cart_total, cart.categories if cart else ())
+        except coupons.CouponUnavailable as error:
+            raise exceptions.ServiceUnavailable(error.detail) from error
+        except coupons.CouponError as error:
+            raise exceptions.CouponRejected(error.detail, code=error.code) from error
+        return Response(serializers.DiscountSerializer({**asdict(discount), "cart_total": cart_total}).data)
+
+
+@dataclass(frozen=True)
+class StoreCart:
+    total: Decimal  # at today's prices
+    categories: tuple  # the category names of its products
+
+
+def store_cart(user):
+    """The shopper's cart in the store, read through the adapter; None when the store's cart cannot be read."""
+    adapter = get_adapter()
+    lines = adapter.cart_lines(user_id=user.pk)
+    if lines is None:
+        return None
+    products = adapter.products({line.product_id for line in lines})
+    priced = [(products[line.product_id], line.quantity) for line in lines if line.product_id in products]
+    return StoreCart(
+        total=sum((Decimal(product.price) * quantity for product, quantity in priced if product.price is not None), Decimal("0")),
+        categories=tuple(sorted({product.category for product, _ in priced if product.category})),
+    )
+
+
+class EventsView(ShopperAPIView):
+    """Records what the shopper of the request viewed, was shown and clicked: one event or a list."""
+
+    permission_classes = [AnyShopper]
+    throttle_classes = SHOPPER_THROTTLES
+    throttle_scope = "personalization.events"
+
+    @extend_schema(
+        request=PolymorphicProxySerializer(
+            component_name="EventOrEvents",
+            serializers=[serializers.EventSerializer, serializers.EventSerializer(many=True)],
+            resource_type_field_name=None,
+            many=False,
+        ),
+        responses={202: serializers.EventsRecordedSerializer, **_ERRORS},
+    )
+    def post(self, request):
+        many = isinstance(request.data, list)
+        serializer = serializers.EventSerializer(
+            data=request.data if many else [request.data],
+            many=True,
+            allow_empty=False,
+            max_length=serializers.MAX_EVENTS_PER_REQUEST,
+        )
+        if not serializer.is_valid():
+            raise ValidationError(serializer.errors if many else _single(serializer.errors))
+        shopper = shopper_of(request, create_session=True)
+        new = [
+            events.NewEvent(
+                event["kind"],
+                event["product"],
+                shopper,
+                recommendation_id=event.get("recommendation_id", ""),
+                data={key: event[key] for key in ("placement", "position") if key in event},
+            )
+            for event in serializer.validated_data
+        ]
+        try:
+            recorded = events.bulk_record(new)
+        except events.InvalidEvent as error:
+            raise ValidationError({"non_field_errors": [str(error)]}) from error
+        except Exception as error:
+            logger.exception(
+                "Could not record %d event(s) of %s: %s",
+                len(new),
+                shopper,
+                [(e.kind, e.product_id, e.recommendation_id, e.data) for e in new],
+            )
+            raise exceptions.ServiceUnavailable() from error
+        if recorded:
+            for event in new:
+                if event.kind == EventKind.CLICK and event.recommendation_id:
+                    attribution.remember_click(shopper.user_id, shopper.session_key, event.product_id, event.recommendation_id)
+        return Response({"received": len(new), "recorded": recorded}, status=status.HTTP_202_ACCEPTED)
+
+
+def _single(errors):
+    """The errors of a one-event body without the list around them (DRF keys a list's errors by position)."""
+    if isinstance(errors, dict) and set(errors) == {0}:
+        return errors[0]
+    if isinstance(errors, list) and len(errors) == 1:
+        return errors[0]
+    return errors
+
+
+class SchemaView(JSONErrors, SpectacularAPIView):
+    """The OpenAPI 3 document of this API (YAML, or JSON with ?format=json)."""
+
+    permission_classes = [AnyShopper]
+    throttle_classes = SHOPPER_THROTTLES
+    throttle_scope = "personalization.schema"
+    custom_settings = {"PREPROCESSING_HOOKS": ["personalization.api.schema.only_this_api"]}
+
+
+class DocsView(JSONErrors, SpectacularSwaggerView):
+    """The API's documentation page (Swagger UI, served from the store's static files)."""
+
+    permission_classes = [AnyShopper]
+    throttle_classes = SHOPPER_THROTTLES
+    throttle_scope = "personalization.schema"
+    url_name = "personalization_api:schema"

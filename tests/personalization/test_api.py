@@ -1,0 +1,501 @@
+"""The REST API under /api/personalization/: real services, a tiny store with trained models."""
+import logging
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.sessions.models import Session
+from django.db import DatabaseError
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from personalization import events, registry
+from personalization.models import Coupon, Event, EventKind, Placement
+from personalization.services import explanations, ranking
+from shop.models import Cart, CartLine
+from tests.factories import UserFactory
+from tests.personalization.coupon_factories import CouponCampaignFactory, CouponFactory
+from tests.personalization.stores import build_store, train_and_activate
+
+pytestmark = pytest.mark.django_db
+
+Strategy = Placement.Strategy
+RECOMMENDATIONS = reverse("personalization_api:recommendations")
+CART_PREDICTIONS = reverse("personalization_api:cart-predictions")
+COUPONS = reverse("personalization_api:coupons")
+VALIDATE = reverse("personalization_api:coupon-validation")
+EVENTS = reverse("personalization_api:events")
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    registry.forget_loaded()
+    yield
+    registry.forget_loaded()
+
+
+@pytest.fixture
+def trained():
+    store = build_store()
+    train_and_activate()
+    return store
+
+
+@pytest.fixture
+def for_you():
+    return Placement.objects.create(slug="api-for-you", name="For you", strategy=Strategy.FOR_YOU, limit=4)
+
+
+@pytest.fixture
+def api(django_capture_on_commit_callbacks):
+    """An API client: `api()` anonymous with a cookie jar, `api(user)` signed in with the user's token.
+    Bodies are JSON; events recorded during a request are written, as after its commit."""
+
+    class Client(APIClient):
+        def generic(self, *args, **kwargs):
+            with django_capture_on_commit_callbacks(execute=True):
+                return super().generic(*args, **kwargs)
+
+    def make(user=None):
+        client = Client()
+        client.default_format = "json"
+        if user is not None:
+            client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def record(django_capture_on_commit_callbacks):
+    """Records an event through the events write path, as the store's receivers do."""
+
+    def record(kind, product, **shopper):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert events.record(kind, product.pk, **shopper)
+
+    return record
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["code"] == code
+    assert body["detail"] and isinstance(body["detail"], str)
+    return body
+
+
+# Recommendations ----------------------------------------------------------------------------------
+
+
+def test_recommendations_carry_the_recommendation_id_and_explained_products(trained, for_you, api):
+    dairy = trained.shoppers["dairy"][0]
+
+    response = api(dairy).get(RECOMMENDATIONS, {"placement": "api-for-you"})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["placement"] == "api-for-you"
+    assert len(body["recommendation_id"]) == 32
+    assert len(body["items"]) == 4
+    for item in body["items"]:
+        product = trained.product(item["title"])
+        assert item["product_id"] == str(product.pk)
+        assert item["price"] == "3.00"
+        assert item["url"] == f"http://testserver{product.get_absolute_url()}"
+        assert item["click_url"].startswith("http://testserver/personalization/r/")
+        assert item["reason"] in (explanations.BECAUSE_OFTEN_BOUGHT, explanations.BECAUSE_BOUGHT)
+        assert item["explanation"].startswith("Because you ")
+    assert "private" in response["Cache-Control"]
+
+
+def test_a_user_parameter_never_serves_another_shoppers_recommendations(trained, for_you, api):
+    dairy, bakery = trained.shoppers["dairy"][1], trained.shoppers["bakery"][1]
+    own = api(dairy).get(RECOMMENDATIONS, {"placement": "api-for-you"}).json()
+    theirs = api(bakery).get(RECOMMENDATIONS, {"placement": "api-for-you"}).json()
+
+    asked = api(dairy).get(RECOMMENDATIONS, {"placement": "api-for-you", "user": bakery.pk, "user_id": bakery.pk}).json()
+
+    ids = lambda body: {item["product_id"] for item in body["items"]}  # noqa: E731
+    assert ids(asked) == ids(own)
+    assert ids(asked) != ids(theirs)
+
+
+def test_limit_and_the_pages_product_shape_the_recommendations(trained, api):
+    Placement.objects.create(
+        slug="api-together", name="Together", page=Placement.Page.PRODUCT, strategy=Strategy.BOUGHT_TOGETHER, limit=4
+    )
+    milk = trained.product("Milk")
+
+    body = api().get(RECOMMENDATIONS, {"placement": "api-together", "product": milk.pk, "limit": 2}).json()
+
+    assert len(body["items"]) == 2
+    assert body["items"][0]["title"] == "Butter"
+    assert body["items"][0]["reason"] == explanations.BOUGHT_TOGETHER
+    assert body["items"][0]["explanation"] == "Often bought with Milk"
+
+
+def test_an_anonymous_shopper_without_a_session_gets_popular_products_and_no_session(trained, for_you, api):
+    response = api().get(RECOMMENDATIONS, {"placement": "api-for-you"})
+
+    assert response.status_code == 200
+    assert len(response.json()["items"]) == 4
+    assert {item["reason"] for item in response.json()["items"]} <= {explanations.TRENDING, explanations.POPULAR}
+    assert not Session.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"placement": "api-for-you", "limit": "abc"}, "limit"),
+        ({"placement": "api-for-you", "limit": "0"}, "limit"),
+        ({"placement": "api-for-you", "limit": "1000"}, "limit"),
+        ({"placement": "api-for-you", "product": "999999"}, "product"),
+        ({"placement": "not a slug!"}, "placement"),
+        ({}, "placement"),
+    ],
+)
+def test_bad_parameters_are_answered_400_with_a_message(params, field, for_you, api):
+    body = assert_error(api().get(RECOMMENDATIONS, params), 400, "invalid")
+
+    assert list(body["errors"]) == [field]
+    assert body["detail"].startswith(f"{field}: ")
+
+
+def test_an_unknown_placement_is_answered_404_with_a_message(db, api):
+    body = assert_error(api().get(RECOMMENDATIONS, {"placement": "nowhere"}), 404, "unknown_placement")
+
+    assert "nowhere" in body["detail"]
+
+
+def test_a_failing_service_is_answered_503_and_logged_never_500(for_you, api, monkeypatch, caplog):
+    def broken(slug):
+        raise DatabaseError("the database is gone")
+
+    monkeypatch.setattr(ranking, "placement_by_slug", broken)
+
+    with caplog.at_level(logging.ERROR, logger="personalization.api"):
+        response = api().get(RECOMMENDATIONS, {"placement": "api-for-you"})
+
+    assert_error(response, 503, "unavailable")
+    assert "the database is gone" in caplog.text
+
+
+# Cart predictions -------------------------------------------------------------------------------
+
+
+def test_cart_predictions_come_from_the_signed_in_shoppers_cart(trained, api):
+    dairy = trained.shoppers["dairy"][0]
+    cart = Cart.objects.create(user=dairy)
+    CartLine.objects.create(cart=cart, product=trained.product("Cheese"), quantity=1)
+
+    body = api(dairy).get(CART_PREDICTIONS, {"limit": 3}).json()
+
+    assert len(body["recommendation_id"]) == 32
+    assert body["placement"] == ranking.CART_PREDICTIONS_SLUG
+    assert len(body["items"]) == 3
+    assert str(trained.product("Cheese").pk) not in {item["product_id"] for item in body["items"]}
+    assert all(item["explanation"] and item["reason"] in explanations.CODES for item in body["items"])
+
+
+def test_cart_predictions_of_an_anonymous_shopper_follow_their_sessions_cart(trained, api, record):
+    client = api()
+    client.post(EVENTS, {"kind": "impression", "product": trained.product("Milk").pk})  # the API gives them a session
+    session_key = client.cookies["sessionid"].value
+    record(EventKind.CART_ADD, trained.product("Bread"), session_key=session_key)
+
+    body = client.get(CART_PREDICTIONS).json()
+
+    assert body["items"]
+    assert str(trained.product("Bread").pk) not in {item["product_id"] for item in body["items"]}
+    assert "Often bought with Bread in your cart" in {item["explanation"] for item in body["items"]}
+
+
+# Coupons ----------------------------------------------------------------------------------------
+
+
+def test_a_shopper_lists_only_their_own_usable_coupons(api):
+    shopper, other = UserFactory(), UserFactory()
+    mine = CouponFactory(user=shopper, campaign__name="Fruit fans")
+    CouponFactory(user=other)
+    CouponFactory(user=shopper, status=Coupon.Status.REDEEMED, redeemed_at=timezone.now())
+    CouponFactory(user=shopper, expires_at=timezone.now() - timedelta(minutes=1))
+
+    response = api(shopper).get(COUPONS, {"user": other.pk})
+
+    assert response.status_code == 200
+    assert [coupon["code"] for coupon in response.json()] == [mine.code]
+    assert response.json()[0]["campaign"] == "Fruit fans"
+    assert response.json()[0]["discount_value"] == "10.00"
+
+
+@pytest.mark.parametrize("url, method", [(COUPONS, "get"), (VALIDATE, "post")])
+def test_anonymous_shoppers_have_no_coupons(url, method, db, api):
+    response = getattr(api(), method)(url, {"code": "ANY"} if method == "post" else None)
+
+    assert_error(response, 401, "not_authenticated")
+    assert response["WWW-Authenticate"] == "Token"
+
+
+def test_an_invalid_token_is_answered_401(db, api):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+
+    assert_error(client.get(COUPONS), 401, "authentication_failed")
+
+
+def test_validating_a_coupon_gives_its_discount_on_the_given_cart_total(api):
+    coupon = CouponFactory(campaign__discount_value=Decimal("10"), campaign__categories="")
+
+    response = api(coupon.user).post(VALIDATE, {"code": coupon.code.lower(), "cart_total": "45.00"})
+
+    assert response.status_code == 200, response.content
+    assert response.json()["amount"] == "4.50"
+    assert response.json()["cart_total"] == "45.00"
+    assert response.json()["code"] == coupon.code
+
+
+def test_without_a_cart_total_the_coupon_is_checked_against_the_shoppers_cart_in_the_store(api, make_product):
+    coupon = CouponFactory(campaign__discount_value=Decimal("10"), campaign__categories="Fruit")
+    cart = Cart.objects.create(user=coupon.user)
+    CartLine.objects.create(cart=cart, product=make_product(price="4.00", category="Fruit"), quantity=3)
+    CartLine.objects.create(cart=cart, product=make_product(price="8.00", category="Dairy"), quantity=1)
+
+    response = api(coupon.user).post(VALIDATE, {"code": coupon.code})
+
+    assert response.status_code == 200, response.content
+    assert response.json()["cart_total"] == "20.00"
+    assert response.json()["amount"] == "2.00"
+
+
+@pytest.mark.parametrize(
+    "code, cart_total, error_code, message",
+    [
+        ("THEIRS", "45.00", "not_yours", "This coupon belongs to another shopper's account."),
+        ("NOSUCHCODE22", "45.00", "unknown", "We do not know this coupon code. Please check it and try again."),
+        ("MINE", "5.00", "below_minimum", "This coupon needs a cart worth at least 20.00; yours is worth 5.00."),
+    ],
+)
+def test_a_coupon_that_does_not_apply_is_answered_400_with_the_coupons_message(code, cart_total, error_code, message, api):
+    shopper = UserFactory()
+    codes = {
+        "MINE": CouponFactory(user=shopper, campaign__min_cart_total=Decimal("20")).code,
+        "THEIRS": CouponFactory().code,
+    }
+
+    response = api(shopper).post(VALIDATE, {"code": codes.get(code, code), "cart_total": cart_total})
+
+    assert assert_error(response, 400, error_code)["detail"] == message
+
+
+def test_a_coupon_check_needs_a_code_and_a_real_amount(api):
+    shopper = UserFactory()
+
+    body = assert_error(api(shopper).post(VALIDATE, {"cart_total": "-1"}), 400, "invalid")
+
+    assert set(body["errors"]) == {"code", "cart_total"}
+
+
+# Events -----------------------------------------------------------------------------------------
+
+
+def test_a_signed_in_shoppers_view_is_recorded(api, make_product):
+    shopper, product = UserFactory(), make_product()
+
+    response = api(shopper).post(EVENTS, {"kind": "view", "product": product.pk})
+
+    assert response.status_code == 202
+    assert response.json() == {"received": 1, "recorded": 1}
+    event = Event.objects.get()
+    assert (event.kind, event.product_id, event.user_id) == (EventKind.VIEW, str(product.pk), str(shopper.pk))
+
+
+def test_the_impressions_of_a_placement_are_recorded_in_one_request(api, make_product):
+    shopper, products = UserFactory(), [make_product(), make_product()]
+    shown = [
+        {"kind": "impression", "product": p.pk, "recommendation_id": "a" * 32, "placement": "home-for-you", "position": n}
+        for n, p in enumerate(products, start=1)
+    ]
+
+    response = api(shopper).post(EVENTS, shown)
+
+    assert response.json() == {"received": 2, "recorded": 2}
+    recorded = Event.objects.filter(kind=EventKind.IMPRESSION).order_by("data__position")
+    assert [(e.product_id, e.recommendation_id, e.data) for e in recorded] == [
+        (str(p.pk), "a" * 32, {"placement": "home-for-you", "position": n}) for n, p in enumerate(products, start=1)
+    ]
+
+
+def test_a_click_credits_the_shoppers_next_cart_addition_to_the_recommendation(api, make_product, record):
+    shopper, product = UserFactory(), make_product()
+
+    api(shopper).post(EVENTS, {"kind": "click", "product": product.pk, "recommendation_id": "b" * 32})
+    record(EventKind.CART_ADD, product, user_id=shopper.pk)
+
+    assert Event.objects.get(kind=EventKind.CART_ADD).recommendation_id == "b" * 32
+
+
+def test_an_anonymous_shoppers_events_belong_to_a_session_the_api_gives_them(api, make_product):
+    client, product = api(), make_product()
+
+    client.post(EVENTS, {"kind": "view", "product": product.pk})
+    client.post(EVENTS, {"kind": "impression", "product": product.pk})
+
+    session_key = client.cookies["sessionid"].value
+    assert Session.objects.filter(session_key=session_key).exists()
+    assert set(Event.objects.values_list("kind", "session_key", "user_id")) == {
+        (EventKind.VIEW, session_key, ""),
+        (EventKind.IMPRESSION, session_key, ""),
+    }
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"kind": "purchase", "product": "PRODUCT"}, "kind"),
+        ({"kind": "cart_add", "product": "PRODUCT"}, "kind"),
+        ({"kind": "view", "product": "999999"}, "product"),
+        ({"kind": "view"}, "product"),
+        ({"kind": "click", "product": "PRODUCT", "recommendation_id": "not an id!"}, "recommendation_id"),
+        ({"kind": "impression", "product": "PRODUCT", "position": 0}, "position"),
+    ],
+)
+def test_bad_events_are_answered_400_and_nothing_is_recorded(body, field, api, make_product):
+    product = make_product()
+    body = {key: product.pk if value == "PRODUCT" else value for key, value in body.items()}
+
+    answer = assert_error(api(UserFactory()).post(EVENTS, body), 400, "invalid")
+
+    assert list(answer["errors"]) == [field]
+    assert not Event.objects.exists()
+
+
+def test_one_bad_event_in_a_list_stops_the_whole_list(api, make_product):
+    product = make_product()
+
+    body = assert_error(
+        api().post(EVENTS, [{"kind": "view", "product": product.pk}, {"kind": "teleport", "product": product.pk}]),
+        400,
+        "invalid",
+    )
+
+    assert body["detail"].startswith("[1].kind: ")
+    assert not Event.objects.exists()
+
+
+@pytest.mark.parametrize("body", [[], [{"kind": "view", "product": "1"}] * 101, "view"])
+def test_an_empty_or_oversized_or_shapeless_body_is_answered_400(body, api, make_product):
+    make_product()
+
+    assert_error(api().post(EVENTS, body), 400, "invalid")
+
+
+def test_events_that_cannot_be_recorded_are_logged_with_their_content_and_answered_503(
+    api, make_product, monkeypatch, caplog
+):
+    product = make_product()
+
+    def broken(new_events):
+        raise ConnectionError("the cache is gone")
+
+    monkeypatch.setattr(events, "bulk_record", broken)
+    with caplog.at_level(logging.ERROR, logger="personalization.api"):
+        response = api().post(EVENTS, {"kind": "view", "product": product.pk})
+
+    assert_error(response, 503, "unavailable")
+    assert f"('view', '{product.pk}'" in caplog.text
+
+
+# Throttles, permissions, schema -----------------------------------------------------------------
+
+
+def test_each_shopper_is_throttled_on_their_own(trained, for_you, api, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"personalization.recommendations.user": "2/min"},
+    }
+    first, second = api(trained.shoppers["dairy"][0]), api(trained.shoppers["dairy"][1])
+    params = {"placement": "api-for-you"}
+
+    answers = [first.get(RECOMMENDATIONS, params).status_code for _ in range(3)]
+
+    assert answers == [200, 200, 429]
+    assert_error(first.get(RECOMMENDATIONS, params), 429, "throttled")
+    assert second.get(RECOMMENDATIONS, params).status_code == 200
+    assert api().get(RECOMMENDATIONS, params).status_code == 200  # anonymous: its own, default, rate
+
+
+def api_views():
+    from personalization.api import urls
+
+    return [(pattern.name, pattern.callback) for pattern in urls.urlpatterns]
+
+
+@pytest.mark.parametrize("name, callback", api_views())
+def test_every_api_view_names_its_permissions_and_throttles_and_their_rates_are_set(name, callback, settings):
+    view = callback.cls
+    explicit = {**vars(view), **callback.initkwargs}
+
+    assert explicit.get("permission_classes"), f"{name} relies on the store's default permissions"
+    assert explicit.get("throttle_classes"), f"{name} relies on the store's default throttles"
+    rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    for audience in ("anon", "user"):
+        assert rates[f"{view.throttle_scope}.{audience}"]
+
+
+def test_the_schema_is_valid_openapi_of_this_api(db, api):
+    from drf_spectacular.validation import validate_schema
+
+    response = api().get(reverse("personalization_api:schema"), {"format": "json"})
+
+    assert response.status_code == 200
+    schema = response.json()
+    validate_schema(schema)
+    assert schema["openapi"].startswith("3.")
+    assert set(schema["paths"]) == {
+        "/api/personalization/recommendations/",
+        "/api/personalization/cart-predictions/",
+        "/api/personalization/coupons/",
+        "/api/personalization/coupons/validate/",
+        "/api/personalization/events/",
+    }
+
+
+def test_the_schema_generates_without_warnings(db, tmp_path):
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+
+    assert "/api/personalization/recommendations/" in (tmp_path / "schema.yaml").read_text()
+
+
+def test_the_docs_page_loads_swagger_ui_from_the_stores_static_files(db, api):
+    response = api().get(reverse("personalization_api:docs"))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
+    assert "//" not in html.replace("://testserver", "").split("<body")[0].replace("<!--", "")
+    assert "cdn" not in html and "googleapis" not in html
+
+
+# The store's cart through the adapter -----------------------------------------------------------
+
+
+def test_the_adapter_reads_a_signed_in_or_anonymous_shoppers_cart(make_product):
+    from personalization.adapters import get_adapter
+
+    apples, pears = make_product(), make_product()
+    user = UserFactory()
+    CartLine.objects.create(cart=Cart.objects.create(user=user), product=apples, quantity=2)
+    CartLine.objects.create(cart=Cart.objects.create(session_key="anon-cart"), product=pears, quantity=1)
+
+    mine = get_adapter().cart_lines(user_id=user.pk)
+    theirs = get_adapter().cart_lines(session_key="anon-cart")
+
+    assert [(line.product_id, line.quantity) for line in mine] == [(str(apples.pk), 2)]
+    assert [(line.product_id, line.quantity) for line in theirs] == [(str(pears.pk), 1)]
+    assert get_adapter().cart_lines() == []
