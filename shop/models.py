@@ -4,7 +4,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext, gettext_lazy as _
 
 
 class Category(models.Model):
@@ -55,7 +55,12 @@ class Cart(models.Model):
     """A shopper's cart: owned by a user, or by a session key while the shopper is anonymous."""
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="cart"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="cart",
+        verbose_name=_("user"),
     )
     session_key = models.CharField(_("session key"), max_length=40, blank=True, db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -65,7 +70,7 @@ class Cart(models.Model):
         verbose_name_plural = _("carts")
 
     def __str__(self):
-        return f"Cart {self.pk}"
+        return gettext("Cart %(number)s") % {"number": self.pk}
 
     @property
     def total(self):
@@ -77,8 +82,8 @@ class Cart(models.Model):
 
 
 class CartLine(models.Model):
-    cart = models.ForeignKey(Cart, on_delete=models.CASCADE, related_name="lines")
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
+    cart = models.ForeignKey(Cart, on_delete=models.CASCADE, related_name="lines", verbose_name=_("cart"))
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+", verbose_name=_("product"))
     quantity = models.PositiveIntegerField(_("quantity"), default=1)
 
     class Meta:
@@ -93,7 +98,7 @@ class CartLine(models.Model):
 
 class Order(models.Model):
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="orders"
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="orders", verbose_name=_("user")
     )
     placed_at = models.DateTimeField(_("placed at"), auto_now_add=True, db_index=True)
     # What the shopper pays: the lines' subtotals less the coupon's discount.
@@ -110,7 +115,7 @@ class Order(models.Model):
         verbose_name_plural = _("orders")
 
     def __str__(self):
-        return f"Order #{self.pk}"
+        return gettext("Order #%(number)s") % {"number": self.pk}
 
     def get_absolute_url(self):
         return reverse("order_detail", args=[self.pk])
@@ -122,8 +127,8 @@ class Order(models.Model):
 
 
 class OrderLine(models.Model):
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines", verbose_name=_("order"))
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+", verbose_name=_("product"))
     title = models.CharField(_("title"), max_length=200)
     quantity = models.PositiveIntegerField(_("quantity"))
     unit_price = models.DecimalField(_("unit price"), max_digits=10, decimal_places=2)

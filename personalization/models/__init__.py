@@ -2,7 +2,7 @@
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext, gettext_lazy as _
 
 
 class EventKind(models.TextChoices):
@@ -56,8 +56,18 @@ class Event(models.Model):
         verbose_name_plural = _("events")
 
     def __str__(self):
-        who = f"user {self.user_id}" if self.user_id else f"session {self.session_key[:8]}"
-        return f"{self.get_kind_display()} of product {self.product_id} by {who}"
+        return gettext("%(kind)s of product %(product)s by %(shopper)s") % {
+            "kind": self.get_kind_display(),
+            "product": self.product_id,
+            "shopper": _shopper(self.user_id, self.session_key),
+        }
+
+
+def _shopper(user_id, session_key):
+    """A shopper as the admin names them: "user 12", or "session " and the first 8 characters of the key."""
+    if user_id:
+        return gettext("user %(id)s") % {"id": user_id}
+    return gettext("session %(key)s") % {"key": (session_key or "")[:8]}
 
 
 class OptOut(models.Model):
@@ -85,7 +95,7 @@ class OptOut(models.Model):
         verbose_name_plural = _("opt-outs")
 
     def __str__(self):
-        return f"user {self.user_id}" if self.user_id else f"session {self.session_key[:8]}"
+        return _shopper(self.user_id, self.session_key)
 
 
 class ModelKind(models.TextChoices):
@@ -119,7 +129,11 @@ class TrainingRun(models.Model):
         verbose_name_plural = _("training runs")
 
     def __str__(self):
-        return f"{self.get_kind_display()} run {self.pk} ({self.get_status_display()})"
+        return gettext("%(model)s run %(number)s (%(status)s)") % {
+            "model": self.get_kind_display(),
+            "number": self.pk,
+            "status": self.get_status_display(),
+        }
 
     @property
     def duration(self):
@@ -155,7 +169,7 @@ class ModelVersion(models.Model):
         verbose_name_plural = _("model versions")
 
     def __str__(self):
-        return f"{self.get_kind_display()} v{self.number}"
+        return gettext("%(model)s v%(number)s") % {"model": self.get_kind_display(), "number": self.number}
 
 
 # Recommendation placements and personalized coupons live in their own modules.

@@ -8,7 +8,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext, gettext_lazy as _
 
 __all__ = ["CouponCampaign", "Coupon", "CouponAssignment"]
 
@@ -45,6 +45,7 @@ class CouponCampaign(models.Model):
         max_digits=10,
         decimal_places=2,
         validators=[MinValueValidator(CENT)],
+        # xgettext:no-python-format
         help_text=_("A percentage (10 means 10% off the cart) or an amount taken off the cart."),
     )
     max_discount = models.DecimalField(
@@ -306,4 +307,8 @@ class CouponAssignment(models.Model):
         verbose_name_plural = _("coupon assignments")
 
     def __str__(self):
-        return f"{self.campaign} / user {self.user_id}: {self.get_group_display()}"
+        return gettext("%(campaign)s / user %(user)s: %(group)s") % {
+            "campaign": self.campaign,
+            "user": self.user_id,
+            "group": self.get_group_display(),
+        }
