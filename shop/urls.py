@@ -26,4 +26,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("personalization/", include("personalization.urls")),
     path("api/personalization/", include("personalization.api.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),  # set_language: the footer's language choice
 ]
