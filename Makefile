@@ -7,7 +7,7 @@ PORT ?= 8000
 DEMO_USERS ?= 600
 DEMO_PRODUCTS ?= 400
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench messages clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -36,6 +36,19 @@ test: install
 
 bench: install
 	$(PY) bench/capture.py
+
+# Translations (needs GNU gettext: apt-get install gettext). The plugin's catalog is made inside
+# personalization/ so it ships with the app; the store's (shop/ and templates/) goes to shop/locale.
+# The .mo files are committed, so installs without gettext are translated too. `--ignore personalization`
+# also skips templates/personalization/ (the store's overrides of the plugin's partials): strings
+# there belong in the plugin's catalog.
+LOCALES ?= en zh_Hans
+MAKEMESSAGES = makemessages $(addprefix --locale ,$(LOCALES)) --add-location file --no-obsolete
+
+messages: install
+	cd personalization && $(abspath $(PY)) $(CURDIR)/manage.py $(MAKEMESSAGES)
+	$(PY) manage.py $(MAKEMESSAGES) --ignore personalization --ignore tests --ignore bench --ignore '$(VENV)'
+	$(PY) manage.py compilemessages --ignore '$(VENV)'
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles media
