@@ -62,6 +62,9 @@ def activate(version):
         version.is_active = True
         version.activated_at = timezone.now()
         version.save(update_fields=["is_active", "activated_at"])
+        # This process sees the change at once; every process sees it once the transaction commits.
+        cache.delete(_active_key(version.kind))
+        _loaded.pop(version.kind, None)
         transaction.on_commit(lambda: cache.set(_active_key(version.kind), version.pk, ACTIVE_CHECK_SECONDS))
     logger.info("Activated %s", version)
     return version

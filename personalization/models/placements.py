@@ -31,7 +31,7 @@ class Strategy(models.TextChoices):
 
 
 #: Strategies about buying again: products the shopper bought before are their point.
-REPEAT_STRATEGIES = frozenset({Strategy.NEXT_BASKET, Strategy.BUY_AGAIN})
+REPEAT_STRATEGIES = frozenset({Strategy.NEXT_BASKET, Strategy.BUY_AGAIN, Strategy.CART_COMPLETION})
 #: Strategies that start from a product: the page's product, or else the products in the cart.
 ANCHORED_STRATEGIES = frozenset({Strategy.BOUGHT_TOGETHER, Strategy.SIMILAR})
 #: Pages where an anchored strategy finds a product or a cart to start from.

@@ -51,7 +51,7 @@ def explain(reason, *, anchor_title="", count=0, category=""):
             BECAUSE_OFTEN_BOUGHT: gettext("Because you often buy %(product)s"),
             BECAUSE_BOUGHT: gettext("Because you bought %(product)s"),
             BECAUSE_VIEWED: gettext("Because you looked at %(product)s"),
-            WITH_CART: gettext("Often bought with %(product)s in your cart"),
+            WITH_CART: gettext("Goes with %(product)s in your cart"),
             BOUGHT_TOGETHER: gettext("Often bought with %(product)s"),
             SIMILAR: gettext("Similar to %(product)s"),
         }.get(reason)

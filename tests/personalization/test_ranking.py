@@ -161,7 +161,7 @@ def test_an_anonymous_shopper_with_a_cart_gets_predictions_from_it(trained, reco
     reasons = {item.reason for item in found}
     assert reasons <= {explanations.WITH_CART, explanations.VIEWED, explanations.BECAUSE_VIEWED}
     with_cart = [item for item in found if item.reason == explanations.WITH_CART]
-    assert with_cart and all(item.explanation == "Often bought with Bread in your cart" for item in with_cart)
+    assert with_cart and all(item.explanation == "Goes with Bread in your cart" for item in with_cart)
 
 
 def test_a_shopper_with_nothing_at_all_gets_trending_then_popular_products(trained, record):
