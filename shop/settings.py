@@ -22,6 +22,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # the API docs page's Swagger UI, served from static files (no CDN)
+    "django_celery_beat",  # the plugin's schedules (retraining, purging, coupons), editable in the admin
     "shop",
     "personalization",
 ]
@@ -73,6 +74,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# A cache shared by every process, web and workers (CACHE_URL=redis://127.0.0.1:6379/1): a newly
+# activated model is seen at once and the recommendations workers precompute are served. Without
+# it each process caches in its own memory.
+if os.environ.get("CACHE_URL"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["CACHE_URL"]}}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -91,11 +98,38 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 MEDIA_URL = "media/"
-MEDIA_ROOT = BASE_DIR / "media"
+# Trained model artifacts live here; workers and web processes must share it (or set a shared storage).
+MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", BASE_DIR / "media"))
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
+
+# Celery (shop/celery.py; README, "Operations"). Production and CI: Redis, CELERY_BROKER_URL=redis://host:6379/0
+# (results go to the same Redis unless CELERY_RESULT_BACKEND says otherwise). Default: an embedded
+# broker, kombu's filesystem transport under var/celery/, so `make demo` runs a real worker without a
+# server; it serves the workers of one host only.
+EMBEDDED_BROKER_DIR = BASE_DIR / "var" / "celery"
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://localhost//")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(EMBEDDED_BROKER_DIR / "queue"),
+        "data_folder_out": str(EMBEDDED_BROKER_DIR / "queue"),
+        "control_folder": str(EMBEDDED_BROKER_DIR / "control"),
+    }
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or (
+    CELERY_BROKER_URL
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+    else "rpc://" if CELERY_BROKER_URL.startswith(("amqp://", "amqps://"))
+    else f"file://{EMBEDDED_BROKER_DIR / 'results'}"
+)
+CELERY_RESULT_EXPIRES = 7 * 24 * 60 * 60
+CELERY_TIMEZONE = TIME_ZONE
+# Schedules are django-celery-beat rows: `migrate` creates the plugin's, the admin edits them.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# A worker busy training for minutes does not hold back messages other workers could take.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TRACK_STARTED = True
 
 LOGGING = {
     "version": 1,
