@@ -112,6 +112,8 @@ class TrainingRun(models.Model):
         PROMOTED = "promoted", _("promoted")
         KEPT_INACTIVE = "kept_inactive", _("kept inactive")
         FAILED = "failed", _("failed")
+        # Another run of the same model was still running: it was not started.
+        SKIPPED = "skipped", _("skipped")
 
     kind = models.CharField(_("model"), max_length=16, choices=ModelKind.choices)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.RUNNING)
@@ -122,9 +124,17 @@ class TrainingRun(models.Model):
     message = models.TextField(_("message"), blank=True)
     error = models.TextField(_("error"), blank=True)
     triggered_by = models.CharField(_("triggered by"), max_length=64, blank=True)
+    # Who runs it ("host:pid") and when it last said it was alive: a run whose process is gone, or
+    # that went quiet, is marked failed ("worker lost") so the next run can start.
+    worker = models.CharField(_("worker"), max_length=128, blank=True)
+    heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
+        constraints = [
+            # Two trainings of one model never run at once.
+            models.UniqueConstraint(fields=["kind"], condition=models.Q(status="running"), name="pers_one_running_training")
+        ]
         verbose_name = _("training run")
         verbose_name_plural = _("training runs")
 

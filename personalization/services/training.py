@@ -3,14 +3,25 @@
 Every run is a `TrainingRun`; every trained model is published as a `ModelVersion`. A version is
 activated only when, on the same held-out last baskets, it beats the personal-frequency baseline
 and the active version (re-scored on the new data, so the comparison is fair).
+
+One run of a model at a time, on any number of hosts: the database lets only one run of a kind be
+"running", and that run writes a heartbeat. A run whose process is gone, or whose heartbeat went
+quiet, is marked failed ("worker lost") by the next run, which then starts. A run publishes its
+version only at its end, so a killed run leaves the active version as it was.
 """
+import contextlib
 import dataclasses
 import json
 import logging
+import os
+import socket
+import threading
 import time
 import traceback
+from datetime import timedelta
 
 import torch
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from personalization import registry
@@ -29,6 +40,11 @@ KS = (10, 20)
 #: The network each model kind trains, for the `ml` evaluation helpers.
 NETWORK = {ModelKind.NEXT_BASKET: "next_basket_cnn", ModelKind.AUTOENCODER: "autoencoder"}
 PROPENSITY_HORIZON_DAYS = 7
+#: A running training writes its heartbeat this often ...
+HEARTBEAT_SECONDS = 30
+#: ... and is presumed lost when it has been silent this long.
+LEASE_SECONDS = 5 * 60
+_running_here = set()  # the TrainingRun ids this process is training now
 
 
 def plain(value):
@@ -39,6 +55,15 @@ def plain(value):
 
 class NotEnoughData(ValueError):
     """The store's data cannot train or judge this model yet; the message says what is missing."""
+
+
+class LeaseLost(RuntimeError):
+    """This run was presumed lost (no heartbeat) and may have been superseded: it must not publish."""
+
+
+def gate_metric(kind):
+    """The held-out metric a new version of `kind` must improve to be promoted."""
+    return "auc" if kind == ModelKind.PROPENSITY else evaluate.selection_metric(NETWORK[kind], KS)
 
 
 @dataclasses.dataclass
@@ -127,7 +152,7 @@ def train_network(kind, frame, device, seed=0, progress=None):
         metrics=metrics,
         baseline=baseline,
         active=active,
-        gate_metric=evaluate.selection_metric(network, KS),
+        gate_metric=gate_metric(kind),
         config=dataclasses.asdict(final.result.model.config),
         data_window=window,
     )
@@ -145,7 +170,9 @@ def train_propensity(frame, device, seed=0, progress=None):
     active = {"auc": active_version.metrics.get("auc")} if active_version else None
     window = data_window(frame)
     artifact = checkpoint.save(result.model, metrics=metrics, data_window=window, extra={"features": list(features.columns)})
-    return Outcome(artifact, metrics, baseline, active, "auc", dataclasses.asdict(result.model.config), window)
+    return Outcome(
+        artifact, metrics, baseline, active, gate_metric(ModelKind.PROPENSITY), dataclasses.asdict(result.model.config), window
+    )
 
 
 TRAINERS = {
@@ -174,14 +201,27 @@ def train(kinds=tuple(ModelKind.values), device="auto", triggered_by="", progres
 
 
 def train_kind(kind, frame, device="auto", triggered_by="", progress=None):
-    """One TrainingRun of one model kind: train, evaluate, publish, promote or keep inactive."""
+    """One TrainingRun of one model kind: train, evaluate, publish, promote or keep inactive.
+    While another run of `kind` is alive, nothing is trained and the run returned is "skipped"."""
     chosen = choose_device(device).type
-    run = TrainingRun.objects.create(kind=kind, device=chosen, triggered_by=triggered_by)
+    run = start_run(kind, chosen, triggered_by)
+    if run.status == TrainingRun.Status.SKIPPED:
+        logger.warning("%s: %s", run, run.message)
+        return run
     started = time.perf_counter()
+    with _heartbeat(run):
+        _train_run(run, kind, frame, chosen, progress)
+    logger.info("%s in %.1fs: %s", run, time.perf_counter() - started, run.message)
+    return run
+
+
+def _train_run(run, kind, frame, device, progress):
     try:
         if frame.empty:
             raise NotEnoughData("there are no purchases to learn from yet")
-        outcome = TRAINERS[kind](frame, chosen, progress)
+        outcome = TRAINERS[kind](frame, device, progress)
+        if not TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING).exists():
+            raise LeaseLost("this run was presumed lost (no heartbeat) while it trained; its model is not published")
         version = registry.publish(
             kind,
             outcome.artifact,
@@ -199,8 +239,109 @@ def train_kind(kind, frame, device="auto", triggered_by="", progress=None):
     except Exception as exc:
         logger.exception("Training %s failed", kind)
         _finish(run, TrainingRun.Status.FAILED, message=str(exc), error=traceback.format_exc())
-    logger.info("%s in %.1fs: %s", run, time.perf_counter() - started, run.message)
-    return run
+
+
+# One run of a model at a time ------------------------------------------------------------------
+
+
+def this_worker():
+    """The running process as TrainingRun.worker names it: "host:pid"."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def start_run(kind, device, triggered_by=""):
+    """A new "running" TrainingRun of `kind`, which holds the lock on training it (after failing the
+    runs whose worker is lost). While another run of `kind` is alive, a finished "skipped" run that
+    names it is returned instead."""
+    sweep_lost_runs([kind])
+    now = timezone.now()
+    fields = {"kind": kind, "device": device, "triggered_by": triggered_by, "worker": this_worker(), "started_at": now}
+    try:
+        with transaction.atomic():
+            return TrainingRun.objects.create(**fields, heartbeat_at=now)
+    except IntegrityError:  # pers_one_running_training: another run of `kind` is running
+        holder = TrainingRun.objects.filter(kind=kind, status=TrainingRun.Status.RUNNING).first()
+        if holder is None:
+            message = "skipped: another run of this model was starting"
+        else:
+            message = (
+                f"skipped: run {holder.pk} of this model is still running (started {holder.started_at:%Y-%m-%d %H:%M:%S} "
+                f"UTC on {holder.worker or 'an unknown worker'})"
+            )
+        return TrainingRun.objects.create(**fields, status=TrainingRun.Status.SKIPPED, finished_at=now, message=message)
+
+
+def sweep_lost_runs(kinds=None, now=None):
+    """Marks failed ("worker lost") the running runs whose process is gone (seen from its own host)
+    or whose heartbeat is older than LEASE_SECONDS; returns them."""
+    now = now or timezone.now()
+    running = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING)
+    if kinds is not None:
+        running = running.filter(kind__in=list(kinds))
+    lost = []
+    for run in running:
+        reason = _lost_reason(run, now)
+        # Conditional on the heartbeat read: a run that just beat is alive after all.
+        if reason and TrainingRun.objects.filter(
+            pk=run.pk, status=TrainingRun.Status.RUNNING, heartbeat_at=run.heartbeat_at
+        ).update(status=TrainingRun.Status.FAILED, finished_at=now, message=f"worker lost: {reason}"):
+            logger.warning("%s: worker lost: %s", run, reason)
+            lost.append(run)
+    return lost
+
+
+def _lost_reason(run, now):
+    if run.worker == this_worker() and run.pk not in _running_here:
+        return "this process no longer runs it (it ended without recording how)"
+    host, _, pid = run.worker.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit() and not _process_alive(int(pid)):
+        return f"its process {pid} on {host} is gone"
+    last = run.heartbeat_at or run.started_at
+    if now - last > timedelta(seconds=LEASE_SECONDS):
+        return f"no heartbeat since {last:%Y-%m-%d %H:%M:%S} UTC"
+    return ""
+
+
+def _process_alive(pid):
+    if os.name != "posix":
+        return True  # no cheap check here; the heartbeat decides
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed process its parent has not reaped yet is a zombie: gone all the same
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+@contextlib.contextmanager
+def _heartbeat(run):
+    """Writes the run's heartbeat every HEARTBEAT_SECONDS from a thread while the block runs."""
+    stop = threading.Event()
+
+    def beat():
+        try:
+            while not stop.wait(HEARTBEAT_SECONDS):
+                try:
+                    TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING).update(heartbeat_at=timezone.now())
+                except Exception:
+                    logger.exception("Could not write the heartbeat of %s", run)
+        finally:
+            connections.close_all()  # this thread's connections
+
+    thread = threading.Thread(target=beat, name=f"training-heartbeat-{run.pk}", daemon=True)
+    _running_here.add(run.pk)
+    thread.start()
+    try:
+        yield
+    finally:
+        _running_here.discard(run.pk)
+        stop.set()
+        thread.join(timeout=10)
 
 
 def _finish(run, status, message="", error=""):
@@ -208,4 +349,14 @@ def _finish(run, status, message="", error=""):
     run.save(update_fields=["status", "message", "error", "finished_at"])
 
 
-__all__ = ["train", "train_kind", "decide", "load", "NotEnoughData", "InVocabulary"]
+__all__ = [
+    "train",
+    "train_kind",
+    "decide",
+    "load",
+    "gate_metric",
+    "start_run",
+    "sweep_lost_runs",
+    "NotEnoughData",
+    "InVocabulary",
+]
