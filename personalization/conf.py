@@ -53,6 +53,12 @@ DEFAULTS = {
     "RETENTION_DAYS": 365,
     # Repeated views of one product by one shopper within this many seconds count once.
     "VIEW_DEDUPE_SECONDS": 60,
+    # The Celery queue training goes to, e.g. "gpu" for workers on GPU hosts started with
+    # `celery -A shop worker -Q gpu`. None: the default queue, like every other task.
+    "TRAINING_QUEUE": None,
+    # After a retrain promotes a model, the recommendations of shoppers active within this many days
+    # are computed by workers before they visit. 0 turns it off.
+    "PRECOMPUTE_ACTIVE_DAYS": 7,
 }
 
 # Keys whose values are dicts merged key by key with the defaults.

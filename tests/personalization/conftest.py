@@ -65,3 +65,27 @@ def session_cart(db):
 
 
 __all__ = ["CartLine"]
+
+
+@pytest.fixture
+def celery_eager(settings):
+    """Tasks run in the test's own process when they are queued, and their errors are raised."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.CELERY_TASK_EAGER_PROPAGATES = True
+
+
+@pytest.fixture
+def broker_down(settings, monkeypatch):
+    """The Celery broker is a closed port on this host: queueing a task fails as with a broker that is down."""
+    import socket
+
+    from celery import current_app
+
+    with socket.socket() as probe:  # a port nothing listens on once this socket is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{port}/0"
+    monkeypatch.setattr(current_app, "_pool", None)  # connections made to the former broker
+    monkeypatch.setattr(current_app.amqp, "_producer_pool", None)
+    return settings.CELERY_BROKER_URL

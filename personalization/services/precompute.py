@@ -1,0 +1,73 @@
+"""Recommendations computed before shoppers visit.
+
+Activating a model makes every cached recommendation stale (the cache key names the model version),
+so after a retrain the workers compute the recommendations of recently active shoppers, shard by
+shard (`personalization.tasks.precompute_recommendations`), and their first page view is served
+from the cache. Only a cache the web processes share (Redis, see README "Operations") makes this
+useful; what is computed lives as long as ranking caches it.
+"""
+from datetime import timedelta
+
+from django.utils import timezone
+
+from personalization.conf import settings
+from personalization.events import Shopper
+from personalization.models import Event, Placement
+from personalization.models.placements import ANCHORED_STRATEGIES
+from personalization.services import ranking
+
+#: Shoppers per precompute task.
+SHARD_SIZE = 500
+
+
+def placements():
+    """The active placements a page shows with no product or cart to start from (home, order
+    confirmation): what a shopper sees first, the same whatever page they came from."""
+    return [
+        placement
+        for placement in Placement.objects.filter(active=True).exclude(page=Placement.Page.PRODUCT)
+        if placement.strategy not in ANCHORED_STRATEGIES and placement.strategy != Placement.Strategy.CART_COMPLETION
+    ]
+
+
+def recent_shoppers(first=None, last=None, now=None):
+    """The user ids of signed-in shoppers with events in the last PRECOMPUTE_ACTIVE_DAYS, in the
+    database's order, from `first` to `last` (both included) when given."""
+    days = settings.PRECOMPUTE_ACTIVE_DAYS
+    if not days:
+        return Event.objects.none().values_list("user_id", flat=True)
+    since = (now or timezone.now()) - timedelta(days=days)
+    ids = Event.objects.filter(created_at__gte=since).exclude(user_id="")
+    if first is not None:
+        ids = ids.filter(user_id__gte=first)
+    if last is not None:
+        ids = ids.filter(user_id__lte=last)
+    return ids.order_by("user_id").values_list("user_id", flat=True).distinct()
+
+
+def shards(size=SHARD_SIZE, now=None):
+    """[(first, last)]: ranges of at most `size` recently active shoppers each, covering them all.
+    The database orders and compares the ids, so any kind of user key splits consistently."""
+    ids = list(recent_shoppers(now=now))
+    return [(ids[start], ids[min(start + size, len(ids)) - 1]) for start in range(0, len(ids), size)]
+
+
+def warm(user_id, shown=None):
+    """Computes, and so caches, the recommendations of each placement in `shown` (default:
+    placements()) for one signed-in shopper."""
+    shopper = Shopper(user_id=user_id)
+    for placement in placements() if shown is None else shown:
+        ranking.recommend(placement, shopper)
+
+
+def warm_range(first, last, now=None):
+    """Warms the recommendations of the recently active shoppers from `first` to `last`; returns
+    how many shoppers."""
+    shown = placements()
+    if not shown:
+        return 0
+    count = 0
+    for user_id in recent_shoppers(first, last, now).iterator():
+        warm(user_id, shown)
+        count += 1
+    return count
