@@ -2,6 +2,7 @@ import logging
 
 from django.apps import AppConfig
 from django.core.exceptions import ImproperlyConfigured
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 logger = logging.getLogger("personalization")
@@ -13,7 +14,9 @@ class PersonalizationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from personalization import checks, receivers  # noqa: F401  (registers the checks)
+        from personalization import checks, receivers, schedules  # noqa: F401  (registers the checks)
+
+        post_migrate.connect(schedules.create_schedules, sender=self, dispatch_uid="personalization.schedules")
 
         try:
             receivers.connect()
