@@ -48,4 +48,4 @@ class OptOutAdmin(admin.ModelAdmin):
     raw_id_fields = ["user"]
 
 
-from personalization.admin import coupons, placements  # noqa: E402,F401  (register their screens)
+from personalization.admin import coupons, placements, training  # noqa: E402,F401  (register their screens)
