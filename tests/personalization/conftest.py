@@ -86,6 +86,7 @@ def broker_down(settings, monkeypatch):
         port = probe.getsockname()[1]
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{port}/0"
+    monkeypatch.setenv("CELERY_BROKER_URL", settings.CELERY_BROKER_URL)  # Celery prefers it to the setting
     monkeypatch.setattr(current_app, "_pool", None)  # connections made to the former broker
     monkeypatch.setattr(current_app.amqp, "_producer_pool", None)
     return settings.CELERY_BROKER_URL
