@@ -1,0 +1,465 @@
+"""Throughput and latency of GET /api/personalization/recommendations/ under gunicorn, for signed-in
+shoppers, against a trivial DRF endpoint on the same server in the same run.
+
+    .venv/bin/python bench/serve.py [--quick] [--products 50000] [--shoppers 100000] [--orders 3]
+                                    [--clients 50] [--seconds 10] [--rounds 3] [--workers N]
+
+Builds a throwaway store (a SQLite file in a temporary folder, or a new PostgreSQL database on the
+server of DATABASE_URL, dropped afterwards): --products products from personalization.synthetic, that
+many shoppers with an API token each, and their purchase histories from the generator (each shopper's
+last --orders orders only, so that setup takes minutes; stored with bulk inserts). It then trains the
+next-basket CNN and the autoencoder for one epoch each (an epoch reads at most 20,000 sampled rows:
+the models serve like fully trained ones, they are just less accurate) and activates them.
+
+The store then runs under gunicorn on 127.0.0.1 with bench/serve_settings.py: DEBUG off, persistent
+database connections, Redis as the shared cache when it answers at --redis (else one in-memory cache
+per worker), throttle rates no bench reaches. --clients clients, each sending its next request as soon
+as the last is answered, alternate between the two endpoints for --rounds rounds of --seconds each:
+
+- recommendations of "home-for-you" (the autoencoder, then trending, then popular), each request for a
+  shopper not served before in this run (their first page view: nothing of theirs is cached yet);
+- the same for shoppers served moments before (their recommendations are cached: a second page);
+- the trivial endpoint (bench/serve_urls.py): the same authentication by token, permission, throttles
+  and JSON rendering, and a constant answer.
+
+Latency is measured by the client, from sending the request to reading the whole answer (so it holds
+the time a request waits for a free worker). Prints a summary and one JSON line last: `ratio` =
+recommendations per second / trivial requests per second, `p50_ms` and `p99_ms` of the
+recommendations (first views). Goals: ratio >= 0.6 and p99 <= 50 ms.
+"""
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+sys.path[:0] = [str(ROOT), str(BENCH)]
+
+PLACEMENT = "home-for-you"
+RECOMMENDATIONS = f"/api/personalization/recommendations/?placement={PLACEMENT}"
+PING = "/bench/ping/"
+GOALS = {"ratio": 0.6, "p99_ms": 50.0}
+
+
+def say(text):
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+# The throwaway database ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def throwaway_database(folder):
+    """DATABASE_URL of a new, empty database: a SQLite file in `folder`, or a PostgreSQL database created
+    on the server of DATABASE_URL and dropped afterwards."""
+    given = os.environ.get("DATABASE_URL", "")
+    if not given.startswith(("postgres://", "postgresql://")):
+        yield f"sqlite:///{folder}/bench.sqlite3"
+        return
+    import psycopg
+
+    name = f"bench_serve_{uuid.uuid4().hex[:10]}"
+    url = urllib.parse.urlsplit(given)
+    with psycopg.connect(given, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urllib.parse.urlunsplit(url._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(given, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def forget_cached(url, prefix):
+    """Deletes what the bench server cached in Redis (the shoppers' entries live up to a day)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = client.scan_iter(match=f"{prefix}:*", count=5000)
+    while batch := list(itertools.islice(keys, 5000)):
+        client.delete(*batch)
+
+
+def redis_answers(url):
+    parts = urllib.parse.urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 6379), timeout=1) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+# The store ---------------------------------------------------------------------------------------
+
+
+def build_store(args):
+    """Migrates, fills the catalog, the shoppers and their histories, trains and activates the models.
+    Returns the shoppers' API tokens."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    started = time.perf_counter()
+    call_command("migrate", verbosity=0, interactive=False)
+    product_ids = make_catalog(args.products)
+    say(f"{len(product_ids)} products")
+    user_ids, tokens = make_shoppers(args.shoppers)
+    say(f"{len(user_ids)} shoppers with API tokens")
+    lines = store_histories(user_ids, args.orders, args.seed)
+    say(f"{lines} purchases stored (each shopper's last {args.orders} orders)")
+    train_models(args.seed)
+    say(f"store ready in {time.perf_counter() - started:.0f}s")
+    from django.db import connections
+
+    connections.close_all()
+    return tokens
+
+
+def make_catalog(n_products):
+    from decimal import Decimal
+
+    from personalization.synthetic import generate_catalog
+    from shop.models import Category, Product
+
+    catalog = generate_catalog(n_products, seed=7)
+    categories = {}
+    for n, name in enumerate(sorted(catalog["category"].unique())):
+        categories[name] = Category.objects.create(name=name, slug=f"aisle-{n}")
+    Product.objects.bulk_create(
+        (
+            Product(
+                title=title,
+                slug=f"product-{n}",
+                category=categories[category],
+                price=Decimal(str(price)),
+                stock=1_000_000,
+            )
+            for n, (title, category, price) in enumerate(
+                zip(catalog["product_name"], catalog["category"], catalog["price"])
+            )
+        ),
+        batch_size=2000,
+    )
+    return list(Product.objects.values_list("pk", flat=True))
+
+
+def make_shoppers(n_shoppers):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
+    from rest_framework.authtoken.models import Token
+
+    user_model = get_user_model()
+    unusable = make_password(None)
+    user_model.objects.bulk_create(
+        (user_model(username=f"bench{i:06d}", password=unusable) for i in range(n_shoppers)), batch_size=2000
+    )
+    user_ids = list(user_model.objects.filter(username__startswith="bench").order_by("pk").values_list("pk", flat=True))
+    Token.objects.bulk_create((Token(key=Token.generate_key(), user_id=pk) for pk in user_ids), batch_size=2000)
+    return user_ids, list(Token.objects.values_list("key", flat=True))
+
+
+def store_histories(user_ids, orders, seed):
+    """The generator's histories of these shoppers over the store's catalog, each shopper's last `orders`
+    orders, stored as purchase events with bulk inserts (the rows are the generator's: nothing to validate)."""
+    from personalization.models import Event, EventKind, EventSource
+    from personalization.services.demo import demo_histories, store_catalog
+    from personalization.services.history import stored_time
+
+    frame = demo_histories(len(user_ids), seed, catalog=store_catalog(), user_ids=user_ids)
+    last = frame.groupby("user_id", observed=True)["order_number"].transform("max")
+    frame = frame[frame["order_number"] > last - orders]
+    columns = ("user_id", "order_id", "product_id", "ordered_at", "quantity", "price", "category")
+    rows = zip(*(frame[column].tolist() for column in columns))
+    batch, stored = [], 0
+    for user_id, order_id, product_id, ordered_at, quantity, price, category in rows:
+        batch.append(
+            Event(
+                kind=EventKind.PURCHASE,
+                user_id=user_id,
+                product_id=product_id,
+                order_id=order_id,
+                quantity=quantity,
+                unit_price=round(price, 2),
+                category=category,
+                dedupe_key=f"bench:{order_id}:{product_id}",
+                source=EventSource.DEMO,
+                created_at=stored_time(ordered_at.to_pydatetime()),
+            )
+        )
+        if len(batch) == 20_000:
+            Event.objects.bulk_create(batch, batch_size=2000)
+            stored, batch = stored + len(batch), []
+    Event.objects.bulk_create(batch, batch_size=2000)
+    return stored + len(batch)
+
+
+def train_models(seed):
+    """One epoch of each network on every stored purchase, published and activated."""
+    from personalization import registry
+    from personalization.ml import checkpoint
+    from personalization.ml.data import build_sequences
+    from personalization.ml.train import TrainConfig, train_autoencoder, train_next_basket
+    from personalization.models import ModelKind
+    from personalization.services.frames import purchase_frame
+
+    sequences = build_sequences(purchase_frame())
+    for kind, trainer in ((ModelKind.NEXT_BASKET, train_next_basket), (ModelKind.AUTOENCODER, train_autoencoder)):
+        started = time.perf_counter()
+        config = TrainConfig(epochs=1, patience=None, seed=seed, device="cpu")
+        model = trainer(sequences, train_config=config).model
+        version = registry.activate(registry.publish(kind, checkpoint.save(model, vocabulary=sequences.vocabulary)))
+        say(f"{version} trained on {sequences.n_items} products in {time.perf_counter() - started:.0f}s")
+
+
+# The server ---------------------------------------------------------------------------------------
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gunicorn(env, workers, threads, log):
+    port = free_port()
+    command = [
+        sys.executable, "-m", "gunicorn", "shop.wsgi:application",
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers),
+        "--worker-class", "gthread" if threads > 1 else "sync",
+        "--threads", str(threads),
+        "--backlog", "2048",
+        "--timeout", "300",
+        "--pythonpath", f"{ROOT},{BENCH}",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {server.returncode}; see {log.name}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gunicorn did not listen within 120s; see {log.name}")
+            time.sleep(0.2)
+        yield port
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)  # the group of the server this bench started
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+# The clients --------------------------------------------------------------------------------------
+
+
+async def fetch(port, path, token, connection):
+    """One GET on a kept-alive connection (opened again when the server closed it). Returns
+    (status, seconds, connection)."""
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {token}\r\n"
+        "Accept: application/json\r\n\r\n"
+    ).encode()
+    started = time.perf_counter()
+    if connection is None:
+        connection = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = connection
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    headers = {name.lower(): value for name, value in headers.items()}
+    await reader.readexactly(int(headers.get("content-length", 0)))
+    seconds = time.perf_counter() - started
+    if headers.get("connection", "").lower() == "close":
+        writer.close()
+        connection = None
+    return status, seconds, connection
+
+
+async def load(port, path, tokens, clients, seconds):
+    """`clients` clients send GET `path` back to back for `seconds`, each request with the next token.
+    Returns (latencies of the answers received in time, {status: count})."""
+    latencies, statuses = [], {}
+    stop = time.perf_counter() + seconds
+
+    async def client():
+        connection = None
+        while time.perf_counter() < stop:
+            status, took, connection = await fetch(port, path, next(tokens), connection)
+            if time.perf_counter() <= stop:
+                latencies.append(took)
+                statuses[status] = statuses.get(status, 0) + 1
+        if connection is not None:
+            connection[1].close()
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return latencies, statuses
+
+
+def summary(latencies, statuses, seconds):
+    ordered = sorted(latencies)
+
+    def at(share):
+        return round(1000 * ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2) if ordered else None
+
+    return {
+        "requests": len(ordered),
+        "rps": round(len(ordered) / seconds, 1),
+        "p50_ms": at(0.50),
+        "p99_ms": at(0.99),
+        "mean_ms": round(1000 * statistics.fmean(ordered), 2) if ordered else None,
+        "statuses": statuses,
+    }
+
+
+def measure(port, tokens, args):
+    """Rounds of the three loads (first views, second views, trivial), in rotating order."""
+    rng = random.Random(args.seed)
+    order = list(tokens)
+    rng.shuffle(order)
+    fresh = iter(order)  # each first view is a shopper not served before
+    served = []  # shoppers served in this run, for the second views
+
+    def first_views():
+        for token in fresh:
+            served.append(token)
+            yield token
+        raise RuntimeError("every shopper has been served: use more --shoppers or fewer --seconds")
+
+    def second_views():
+        while True:
+            yield served[rng.randrange(max(0, len(served) - 5000), len(served))]
+
+    loads = {
+        "first": (RECOMMENDATIONS, first_views()),
+        "second": (RECOMMENDATIONS, second_views()),
+        "trivial": (PING, itertools.cycle(order)),
+    }
+    say(f"warming up for {args.warmup}s (the workers load the models; popular and trending lists are computed)")
+    asyncio.run(load(port, RECOMMENDATIONS, loads["first"][1], args.clients, args.warmup))
+    asyncio.run(load(port, PING, loads["trivial"][1], args.clients, 1))
+    results = {name: ([], {}) for name in loads}
+    names = list(loads)
+    for round_number in range(args.rounds):
+        for name in names[round_number % 3 :] + names[: round_number % 3]:
+            path, token_source = loads[name]
+            latencies, statuses = asyncio.run(load(port, path, token_source, args.clients, args.seconds))
+            results[name][0].extend(latencies)
+            for status, count in statuses.items():
+                results[name][1][status] = results[name][1].get(status, 0) + count
+            say(f"round {round_number + 1} {name:8s}: {len(latencies) / args.seconds:7.1f} requests/s")
+    return {name: summary(latencies, statuses, args.rounds * args.seconds) for name, (latencies, statuses) in results.items()}
+
+
+# Main ----------------------------------------------------------------------------------------------
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 5,000 products and shoppers, short loads")
+    parser.add_argument("--products", type=int, default=50_000)
+    parser.add_argument("--shoppers", type=int, default=100_000)
+    parser.add_argument("--orders", type=int, default=3, help="the last orders kept per shopper")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each load")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=float, default=15.0)
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="gunicorn workers (default: CPU count)")
+    parser.add_argument("--threads", type=int, default=1, help="threads per worker (1: sync workers)")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="the shared cache; none: per-worker memory")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    if args.quick:
+        args.products, args.shoppers, args.seconds, args.rounds, args.warmup = 5000, 5000, 3.0, 1, 5.0
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    try:
+        with throwaway_database(folder) as database_url:
+            redis = args.redis if args.redis != "none" and redis_answers(args.redis) else ""
+            env = {
+                **os.environ,
+                "DATABASE_URL": database_url,
+                "DJANGO_SETTINGS_MODULE": "serve_settings",
+                "DJANGO_DEBUG": "0",
+                "BENCH_MEDIA_ROOT": str(folder / "media"),
+                "BENCH_REDIS_URL": redis,
+                "BENCH_CACHE_PREFIX": f"bench-serve-{uuid.uuid4().hex[:8]}",
+                "PYTHONPATH": os.pathsep.join([str(ROOT), str(BENCH), os.environ.get("PYTHONPATH", "")]),
+            }
+            os.environ.update({key: env[key] for key in env if key.startswith(("BENCH_", "DJANGO_", "DATABASE_"))})
+            say(f"store: {args.products} products, {args.shoppers} shoppers; database {database_url.split('://')[0]}; "
+                f"cache {'Redis' if redis else 'per worker'}")
+            tokens = build_store(args)
+            with open(folder / "gunicorn.log", "w") as log, gunicorn(env, args.workers, args.threads, log) as port:
+                say(f"gunicorn on 127.0.0.1:{port}: {args.workers} workers x {args.threads} thread(s); {args.clients} clients")
+                results = measure(port, tokens, args)
+            if redis:
+                forget_cached(redis, env["BENCH_CACHE_PREFIX"])
+            report(args, results, database_url, redis)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def report(args, results, database_url, redis):
+    first, second, trivial = results["first"], results["second"], results["trivial"]
+    print()
+    print(f"{'':28s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'mean ms':>8s}  statuses")
+    for label, row in (
+        ("recommendations, 1st view", first),
+        ("recommendations, 2nd view", second),
+        ("trivial endpoint", trivial),
+    ):
+        print(f"{label:28s} {row['rps']:8.1f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} {row['mean_ms']:8.2f}  {row['statuses']}")
+    ratio = round(first["rps"] / trivial["rps"], 3)
+    print(f"\nratio (1st views / trivial): {ratio}  (goal >= {GOALS['ratio']}); "
+          f"p99 {first['p99_ms']} ms (goal <= {GOALS['p99_ms']} ms); "
+          f"2nd views / trivial: {second['rps'] / trivial['rps']:.3f}")
+    errors = sum(count for row in results.values() for status, count in row["statuses"].items() if status != 200)
+    print(json.dumps({
+        "bench": "serve",
+        "ratio": ratio,
+        "p50_ms": first["p50_ms"],
+        "p99_ms": first["p99_ms"],
+        "rps": first["rps"],
+        "trivial": trivial,
+        "second_views": second,
+        "second_views_ratio": round(second["rps"] / trivial["rps"], 3),
+        "non_200": errors,
+        "products": args.products,
+        "shoppers": args.shoppers,
+        "orders_per_shopper": args.orders,
+        "clients": args.clients,
+        "workers": args.workers,
+        "threads": args.threads,
+        "database": database_url.split("://")[0],
+        "cache": "redis" if redis else "per-worker",
+        "cpus": os.cpu_count(),
+        "goal": "ratio >= 0.6 and p99_ms <= 50",
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

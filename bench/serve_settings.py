@@ -1,0 +1,46 @@
+"""Settings of the server that bench/serve.py starts: the demo store's, plus what a production
+server has (DEBUG off, persistent database connections, one cache all workers share), throttle rates
+no bench reaches, and its own URLconf with the trivial endpoint it compares with."""
+import os
+
+from shop.settings import *  # noqa: F401,F403
+from shop.settings import REST_FRAMEWORK
+
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+ROOT_URLCONF = "serve_urls"
+MEDIA_ROOT = os.environ["BENCH_MEDIA_ROOT"]
+DATABASES["default"]["CONN_MAX_AGE"] = 600  # noqa: F405
+
+if os.environ.get("BENCH_REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["BENCH_REDIS_URL"],
+            "KEY_PREFIX": os.environ["BENCH_CACHE_PREFIX"],
+        }
+    }
+else:  # one cache per worker; large enough for every shopper's entries
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "OPTIONS": {"MAX_ENTRIES": 2_000_000},
+        }
+    }
+
+# Throttles still run (their cache reads and writes are part of every request), at rates no bench reaches.
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_THROTTLE_RATES": {
+        **{scope: "1000000/s" for scope in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]},
+        "bench.ping.anon": "1000000/s",
+        "bench.ping.user": "1000000/s",
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"personalization": {"handlers": ["console"], "level": "WARNING"}},
+}
