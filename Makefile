@@ -3,11 +3,12 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
+CELERY := $(PY) -m celery -A shop
 PORT ?= 8000
 DEMO_USERS ?= 600
 DEMO_PRODUCTS ?= 400
 
-.PHONY: demo test install bench messages clean
+.PHONY: demo test install worker bench messages clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -28,8 +29,17 @@ demo: install
 	@echo "  The store:  http://127.0.0.1:$(PORT)/"
 	@echo "  The admin:  http://127.0.0.1:$(PORT)/admin/   user: admin   password: admin"
 	@echo "  A shopper with history:  user: shopper1   password: demo"
+	@echo "  The Celery worker (retraining, schedules) logs to var/celery/worker.log"
 	@echo ""
+	@mkdir -p var/celery
+	@DJANGO_DEBUG=0 $(CELERY) worker -B --concurrency 1 --loglevel INFO -n demo@%h --logfile var/celery/worker.log & worker=$$!; \
+	trap 'kill -TERM $$worker 2>/dev/null; kill -QUIT $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+# A worker with the beat scheduler in it: enough for one host. With several, run `celery -A shop beat` once
+# and workers without -B; on GPU hosts: make worker WORKER_ARGS="-Q gpu" (README, "Operations").
+worker: install
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-0} $(CELERY) worker -B --loglevel INFO $(WORKER_ARGS)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
