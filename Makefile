@@ -36,8 +36,9 @@ demo: install
 	trap 'kill -TERM $$worker 2>/dev/null; kill -QUIT $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
-# A worker with the beat scheduler in it: enough for one host. With several, run `celery -A shop beat` once
-# and workers without -B; on GPU hosts: make worker WORKER_ARGS="-Q gpu" (README, "Operations").
+# A worker with the beat scheduler in it: enough for one host. With several hosts, beat runs once
+# (`celery -A shop beat`) and the others run `celery -A shop worker`, on GPU hosts with `-Q gpu`
+# (README, "Operations"). WORKER_ARGS adds options, e.g. WORKER_ARGS="--concurrency 2".
 worker: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-0} $(CELERY) worker -B --loglevel INFO $(WORKER_ARGS)
 
