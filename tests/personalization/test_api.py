@@ -117,7 +117,8 @@ def test_a_user_parameter_never_serves_another_shoppers_recommendations(trained,
     own = api(dairy).get(RECOMMENDATIONS, {"placement": "api-for-you"}).json()
     theirs = api(bakery).get(RECOMMENDATIONS, {"placement": "api-for-you"}).json()
 
-    asked = api(dairy).get(RECOMMENDATIONS, {"placement": "api-for-you", "user": bakery.pk, "user_id": bakery.pk}).json()
+    impersonating = {"placement": "api-for-you", "user": bakery.pk, "user_id": bakery.pk}
+    asked = api(dairy).get(RECOMMENDATIONS, impersonating).json()
 
     ids = lambda body: {item["product_id"] for item in body["items"]}  # noqa: E731
     assert ids(asked) == ids(own)
@@ -211,7 +212,7 @@ def test_cart_predictions_of_an_anonymous_shopper_follow_their_sessions_cart(tra
 
     assert body["items"]
     assert str(trained.product("Bread").pk) not in {item["product_id"] for item in body["items"]}
-    assert "Often bought with Bread in your cart" in {item["explanation"] for item in body["items"]}
+    assert "Goes with Bread in your cart" in {item["explanation"] for item in body["items"]}
 
 
 # Coupons ----------------------------------------------------------------------------------------
@@ -279,7 +280,9 @@ def test_without_a_cart_total_the_coupon_is_checked_against_the_shoppers_cart_in
         ("MINE", "5.00", "below_minimum", "This coupon needs a cart worth at least 20.00; yours is worth 5.00."),
     ],
 )
-def test_a_coupon_that_does_not_apply_is_answered_400_with_the_coupons_message(code, cart_total, error_code, message, api):
+def test_a_coupon_that_does_not_apply_is_answered_400_with_the_coupons_message(
+    code, cart_total, error_code, message, api
+):
     shopper = UserFactory()
     codes = {
         "MINE": CouponFactory(user=shopper, campaign__min_cart_total=Decimal("20")).code,
@@ -316,7 +319,8 @@ def test_a_signed_in_shoppers_view_is_recorded(api, make_product):
 def test_the_impressions_of_a_placement_are_recorded_in_one_request(api, make_product):
     shopper, products = UserFactory(), [make_product(), make_product()]
     shown = [
-        {"kind": "impression", "product": p.pk, "recommendation_id": "a" * 32, "placement": "home-for-you", "position": n}
+        {"kind": "impression", "product": p.pk, "recommendation_id": "a" * 32, "placement": "home-for-you",
+         "position": n}
         for n, p in enumerate(products, start=1)
     ]
 
