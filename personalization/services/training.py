@@ -158,21 +158,34 @@ def train_network(kind, frame, device, seed=0, progress=None):
     )
 
 
-def train_propensity(frame, device, seed=0, progress=None):
+def _active_propensity():
+    """The active propensity model, or None (also when it cannot load)."""
+    version = registry.active(ModelKind.PROPENSITY)
+    if version is None:
+        return None
     try:
-        metrics = evaluate.evaluate_propensity(frame, horizon_days=PROPENSITY_HORIZON_DAYS, seed=seed)
+        with version.artifact.open("rb") as file:
+            return load(file.read()).model
+    except Exception:
+        logger.exception("Cannot re-score the active %s; judging the new version against the baseline only", version)
+        return None
+
+
+def train_propensity(frame, device, seed=0, progress=None):
+    active_model = _active_propensity()
+    try:
+        metrics = evaluate.evaluate_propensity(
+            frame, horizon_days=PROPENSITY_HORIZON_DAYS, seed=seed, rivals={"active": active_model} if active_model else None
+        )
         features, labels = propensity_data(prepare_frame(frame), PROPENSITY_HORIZON_DAYS)
         result = fit_propensity(features, labels, train_config=None)
     except ValueError as exc:
         raise NotEnoughData(str(exc)) from exc
     baseline = {"auc": max(metrics["recency_auc"], metrics["overdue_auc"])}
-    active_version = registry.active(ModelKind.PROPENSITY)
-    active = {"auc": active_version.metrics.get("auc")} if active_version else None
+    active = {"auc": metrics.pop("active_auc")} if "active_auc" in metrics else None
     window = data_window(frame)
     artifact = checkpoint.save(result.model, metrics=metrics, data_window=window, extra={"features": list(features.columns)})
-    return Outcome(
-        artifact, metrics, baseline, active, gate_metric(ModelKind.PROPENSITY), dataclasses.asdict(result.model.config), window
-    )
+    return Outcome(artifact, metrics, baseline, active, "auc", dataclasses.asdict(result.model.config), window)
 
 
 TRAINERS = {
