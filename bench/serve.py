@@ -371,7 +371,8 @@ def measure(port, tokens, args):
             for status, count in statuses.items():
                 results[name][1][status] = results[name][1].get(status, 0) + count
             say(f"round {round_number + 1} {name:8s}: {len(latencies) / args.seconds:7.1f} requests/s")
-    return {name: summary(latencies, statuses, args.rounds * args.seconds) for name, (latencies, statuses) in results.items()}
+    seconds = args.rounds * args.seconds
+    return {name: summary(latencies, statuses, seconds) for name, (latencies, statuses) in results.items()}
 
 
 # Main ----------------------------------------------------------------------------------------------
@@ -414,7 +415,8 @@ def main():
                 f"cache {'Redis' if redis else 'per worker'}")
             tokens = build_store(args)
             with open(folder / "gunicorn.log", "w") as log, gunicorn(env, args.workers, args.threads, log) as port:
-                say(f"gunicorn on 127.0.0.1:{port}: {args.workers} workers x {args.threads} thread(s); {args.clients} clients")
+                say(f"gunicorn on 127.0.0.1:{port}: {args.workers} workers x {args.threads} thread(s), "
+                    f"{args.clients} clients")
                 results = measure(port, tokens, args)
             if redis:
                 forget_cached(redis, env["BENCH_CACHE_PREFIX"])
@@ -432,7 +434,8 @@ def report(args, results, database_url, redis):
         ("recommendations, 2nd view", second),
         ("trivial endpoint", trivial),
     ):
-        print(f"{label:28s} {row['rps']:8.1f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} {row['mean_ms']:8.2f}  {row['statuses']}")
+        print(f"{label:28s} {row['rps']:8.1f} {row['p50_ms']:8.2f} {row['p99_ms']:8.2f} {row['mean_ms']:8.2f}  "
+              f"{row['statuses']}")
     ratio = round(first["rps"] / trivial["rps"], 3)
     print(f"\nratio (1st views / trivial): {ratio}  (goal >= {GOALS['ratio']}); "
           f"p99 {first['p99_ms']} ms (goal <= {GOALS['p99_ms']} ms); "

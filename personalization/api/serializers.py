@@ -21,7 +21,10 @@ def missing_products(product_ids):
 
 class LimitQuery(serializers.Serializer):
     limit = serializers.IntegerField(
-        required=False, min_value=1, max_value=MAX_LIMIT, help_text=_("How many products at most (default: the placement's).")
+        required=False,
+        min_value=1,
+        max_value=MAX_LIMIT,
+        help_text=_("How many products at most (default: the placement's)."),
     )
 
 
@@ -52,7 +55,9 @@ class RecommendedItemSerializer(serializers.Serializer):
     category = serializers.CharField(source="product.category")
     url = AbsoluteURLField(source="product.url", help_text=_("The product's page."))
     click_url = AbsoluteURLField(help_text=_("The product's page through a tracked link that records the click."))
-    reason = serializers.ChoiceField(choices=explanations.CODES, help_text=_("Why it is recommended, as a stable code."))
+    reason = serializers.ChoiceField(
+        choices=explanations.CODES, help_text=_("Why it is recommended, as a stable code.")
+    )
     explanation = serializers.CharField(help_text=_("Why it is recommended, as a sentence in the shopper's language."))
 
 
@@ -91,7 +96,9 @@ class EventSerializer(serializers.Serializer):
         required=False,
         help_text=_("For impressions and clicks: the recommendation_id of the recommendations shown."),
     )
-    placement = serializers.SlugField(max_length=64, required=False, help_text=_("The placement the product was shown in."))
+    placement = serializers.SlugField(
+        max_length=64, required=False, help_text=_("The placement the product was shown in.")
+    )
     position = serializers.IntegerField(
         min_value=1, max_value=MAX_LIMIT, required=False, help_text=_("Its place in the placement, from 1.")
     )
@@ -112,7 +119,9 @@ class CouponSerializer(serializers.Serializer):
     campaign = serializers.CharField(source="campaign.name")
     discount_kind = serializers.CharField(source="campaign.discount_kind")
     discount_value = serializers.DecimalField(source="campaign.discount_value", max_digits=10, decimal_places=2)
-    max_discount = serializers.DecimalField(source="campaign.max_discount", max_digits=10, decimal_places=2, allow_null=True)
+    max_discount = serializers.DecimalField(
+        source="campaign.max_discount", max_digits=10, decimal_places=2, allow_null=True
+    )
     min_cart_total = serializers.DecimalField(source="campaign.min_cart_total", max_digits=10, decimal_places=2)
     categories = serializers.ListField(
         source="campaign.category_names", child=serializers.CharField(), help_text=_("Empty: any cart.")
@@ -133,7 +142,9 @@ class CouponValidationRequest(serializers.Serializer):
 
 class DiscountSerializer(serializers.Serializer):
     code = serializers.CharField()
-    amount = serializers.DecimalField(max_digits=12, decimal_places=2, help_text=_("What the coupon takes off this cart."))
+    amount = serializers.DecimalField(
+        max_digits=12, decimal_places=2, help_text=_("What the coupon takes off this cart.")
+    )
     cart_total = serializers.DecimalField(max_digits=12, decimal_places=2)
     campaign = serializers.CharField(source="campaign_name")
     discount_kind = serializers.CharField(source="kind")

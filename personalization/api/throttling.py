@@ -54,7 +54,9 @@ class ShopperThrottle(SimpleRateThrottle):
         try:
             return DEFAULT_RATES[self.scope]
         except KeyError:
-            raise ImproperlyConfigured(f"No throttle rate for {self.scope!r}: set REST_FRAMEWORK['DEFAULT_THROTTLE_RATES'][{self.scope!r}].") from None
+            raise ImproperlyConfigured(
+                f"No throttle rate for {self.scope!r}: set REST_FRAMEWORK['DEFAULT_THROTTLE_RATES'][{self.scope!r}]."
+            ) from None
 
     def get_cache_key(self, request, view):
         ident = request.user.pk if self.audience == "user" else self.get_ident(request)

@@ -99,7 +99,9 @@ class RecommendationsView(ShopperAPIView):
             placement = ranking.placement_by_slug(query["placement"])
         except Placement.DoesNotExist:
             raise exceptions.UnknownPlacement(f"There is no placement {query['placement']!r}.") from None
-        found = ranking.recommend(placement, shopper_of(request), product_id=query.get("product"), limit=query.get("limit"))
+        found = ranking.recommend(
+            placement, shopper_of(request), product_id=query.get("product"), limit=query.get("limit")
+        )
         return Response(serializers.RecommendationsSerializer(found, context={"request": request}).data)
 
 
@@ -110,7 +112,9 @@ class CartPredictionsView(ShopperAPIView):
     throttle_classes = SHOPPER_THROTTLES
     throttle_scope = "personalization.cart_predictions"
 
-    @extend_schema(parameters=[serializers.LimitQuery], responses={200: serializers.RecommendationsSerializer, **_ERRORS})
+    @extend_schema(
+        parameters=[serializers.LimitQuery], responses={200: serializers.RecommendationsSerializer, **_ERRORS}
+    )
     def get(self, request):
         query = validated(serializers.LimitQuery, request.query_params)
         found = ranking.cart_predictions(shopper_of(request), limit=query.get("limit"))
@@ -140,7 +144,9 @@ class CouponValidationView(ShopperAPIView):
         request=serializers.CouponValidationRequest,
         responses={
             200: serializers.DiscountSerializer,
-            400: OpenApiResponse(serializers.ErrorSerializer, description="The coupon does not apply; `detail` says why."),
+            400: OpenApiResponse(
+                serializers.ErrorSerializer, description="The coupon does not apply; `detail` says why."
+            ),
             **_SIGNED_IN_ERRORS,
             503: _ERRORS[503],
         },
@@ -177,7 +183,10 @@ def store_cart(user):
     products = adapter.products({line.product_id for line in lines})
     priced = [(products[line.product_id], line.quantity) for line in lines if line.product_id in products]
     return StoreCart(
-        total=sum((Decimal(product.price) * quantity for product, quantity in priced if product.price is not None), Decimal("0")),
+        total=sum(
+            (Decimal(product.price) * quantity for product, quantity in priced if product.price is not None),
+            Decimal("0"),
+        ),
         categories=tuple(sorted({product.category for product, _ in priced if product.category})),
     )
 
@@ -234,7 +243,9 @@ class EventsView(ShopperAPIView):
         if recorded:
             for event in new:
                 if event.kind == EventKind.CLICK and event.recommendation_id:
-                    attribution.remember_click(shopper.user_id, shopper.session_key, event.product_id, event.recommendation_id)
+                    attribution.remember_click(
+                        shopper.user_id, shopper.session_key, event.product_id, event.recommendation_id
+                    )
         return Response({"received": len(new), "recorded": recorded}, status=status.HTTP_202_ACCEPTED)
 
 
