@@ -23,6 +23,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # the API docs page's Swagger UI, served from static files (no CDN)
     "django_celery_beat",  # the plugin's schedules (retraining, purging, coupons), editable in the admin
+    # The analytics dashboard's time-series charts (README, "Dashboard"). After django.contrib.admin on
+    # purpose: the admin index keeps Django's template and links to the Personalization dashboard.
+    "admin_tools_stats",
+    "django_nvd3",
     "shop",
     "personalization",
 ]
@@ -97,6 +101,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# django-admin-charts loads d3 and nvd3 from these static files (shipped by the plugin), never from a CDN.
+ADMIN_CHARTS_D3_JS_PATH = "personalization/vendor/d3-3.3.13/d3.min.js"
+ADMIN_CHARTS_NVD3_JS_PATH = "personalization/vendor/nvd3-1.8.6/nv.d3.min.js"
+ADMIN_CHARTS_NVD3_CSS_PATH = "personalization/vendor/nvd3-1.8.6/nv.d3.min.css"
 MEDIA_URL = "media/"
 # Trained model artifacts live here; workers and web processes must share it (or set a shared storage).
 MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", BASE_DIR / "media"))

@@ -24,6 +24,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("admin_tools_stats/", include("admin_tools_stats.urls")),  # django-admin-charts' chart data
     path("personalization/", include("personalization.urls")),
     path("api/personalization/", include("personalization.api.urls")),
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: the footer's language choice
