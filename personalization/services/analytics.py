@@ -1,0 +1,161 @@
+"""The figures of the admin's Personalization dashboard: plain aggregate queries over the event
+log, coupons and model versions. Nothing here writes; each function is a few queries whatever the
+number of rows.
+
+The time-series charts (events per day by kind, attributed add-to-carts and revenue per day,
+coupons issued and redeemed per day) are django-admin-charts' DashboardStats rows
+(`personalization.charts`); the figures below are the ones it cannot express.
+"""
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db.models import CharField, Count, DecimalField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
+
+from personalization.models import CouponAssignment, CouponCampaign, Coupon, Event, EventKind, ModelVersion, Placement
+
+#: The held-out metric the dashboard follows across model versions.
+RECALL_METRIC = "recall@10"
+
+
+def _since(queryset, since, field="created_at"):
+    return queryset.filter(**{f"{field}__gte": since}) if since else queryset
+
+
+def _rate(part, whole):
+    return part / whole if whole else 0.0
+
+
+@dataclass(frozen=True)
+class PlacementStats:
+    slug: str
+    name: str
+    impressions: int
+    clicks: int
+
+    @property
+    def ctr(self):
+        """Clicks per impression (0.0 for a placement never shown)."""
+        return _rate(self.clicks, self.impressions)
+
+
+def placement_ctr(since=None):
+    """[PlacementStats] of every placement that was shown or clicked, most impressions first. An
+    impression is one shown item; a click names its placement too (`data["placement"]`)."""
+    rows = (
+        _since(Event.objects.filter(kind__in=[EventKind.IMPRESSION, EventKind.CLICK]), since)
+        .annotate(placement=KeyTextTransform("placement", "data"))
+        .exclude(placement__isnull=True)
+        .order_by()
+        .values("placement")
+        .annotate(
+            impressions=Count("id", filter=Q(kind=EventKind.IMPRESSION)),
+            clicks=Count("id", filter=Q(kind=EventKind.CLICK)),
+        )
+    )
+    names = dict(Placement.objects.values_list("slug", "name"))
+    stats = [
+        PlacementStats(row["placement"], names.get(row["placement"], row["placement"]), row["impressions"], row["clicks"])
+        for row in rows
+    ]
+    return sorted(stats, key=lambda s: (-s.impressions, s.slug))
+
+
+def _line_total():
+    return ExpressionWrapper(F("quantity") * F("unit_price"), output_field=DecimalField(max_digits=14, decimal_places=2))
+
+
+def attributed(since=None):
+    """What recommendations led to: {"cart_adds", "purchases" (order lines), "revenue"} of the
+    events carrying a recommendation id; revenue is quantity x unit price of those purchases."""
+    events = _since(Event.objects.exclude(recommendation_id=""), since)
+    figures = events.aggregate(
+        cart_adds=Count("id", filter=Q(kind=EventKind.CART_ADD)),
+        purchases=Count("id", filter=Q(kind=EventKind.PURCHASE)),
+        revenue=Sum(_line_total(), filter=Q(kind=EventKind.PURCHASE)),
+    )
+    figures["revenue"] = figures["revenue"] or Decimal("0.00")
+    return figures
+
+
+def coupon_totals(since=None):
+    """{"issued", "redeemed"}: coupons issued (since), and those of them redeemed."""
+    coupons = _since(Coupon.objects.all(), since, "issued_at")
+    return coupons.aggregate(issued=Count("id"), redeemed=Count("id", filter=Q(status=Coupon.Status.REDEEMED)))
+
+
+@dataclass(frozen=True)
+class GroupConversion:
+    shoppers: int
+    converted: int
+
+    @property
+    def rate(self):
+        return _rate(self.converted, self.shoppers)
+
+
+@dataclass(frozen=True)
+class CampaignConversion:
+    campaign_id: int
+    name: str
+    treatment: GroupConversion
+    holdout: GroupConversion
+
+    @property
+    def difference(self):
+        """Treatment's conversion minus the holdout's (a share: 0.05 is five percentage points)."""
+        return self.treatment.rate - self.holdout.rate
+
+
+def incremental_conversion():
+    """[CampaignConversion] of every campaign with assigned shoppers, oldest campaign first.
+
+    A shopper converted when they bought anything (a purchase event) from their assignment until a
+    coupon issued then would expire (`coupon_valid_days`, never after the campaign ends). Every
+    treatment shopper counts, with or without a coupon in the end: the comparison stays fair."""
+    results = []
+    campaigns = CouponCampaign.objects.filter(assignments__isnull=False).distinct().order_by("created_at", "id")
+    for campaign in campaigns:
+        purchases = Event.objects.filter(
+            kind=EventKind.PURCHASE,
+            user_id=Cast(OuterRef("user_id"), CharField()),
+            created_at__gte=OuterRef("assigned_at"),
+            created_at__lt=ExpressionWrapper(
+                OuterRef("assigned_at") + timedelta(days=campaign.coupon_valid_days), output_field=Event._meta.get_field("created_at")
+            ),
+        )
+        if campaign.ends_at:
+            purchases = purchases.filter(created_at__lt=campaign.ends_at)
+        rows = (
+            CouponAssignment.objects.filter(campaign=campaign)
+            .annotate(converted=Exists(purchases))
+            .order_by()
+            .values("group")
+            .annotate(shoppers=Count("id"), converted_shoppers=Count("id", filter=Q(converted=True)))
+        )
+        groups = {row["group"]: GroupConversion(row["shoppers"], row["converted_shoppers"]) for row in rows}
+        empty = GroupConversion(0, 0)
+        results.append(
+            CampaignConversion(
+                campaign.pk,
+                campaign.name,
+                groups.get(CouponAssignment.Group.TREATMENT, empty),
+                groups.get(CouponAssignment.Group.HOLDOUT, empty),
+            )
+        )
+    return results
+
+
+def recall_history(metric=RECALL_METRIC):
+    """{model kind: [(created_at, version number, value)]}, oldest first, of every model version
+    whose held-out metrics include `metric` (versions without it, e.g. propensity, are left out)."""
+    history = {}
+    for kind, number, created_at, metrics in ModelVersion.objects.order_by("created_at", "number").values_list(
+        "kind", "number", "created_at", "metrics"
+    ):
+        value = (metrics or {}).get(metric)
+        if isinstance(value, (int, float)):
+            history.setdefault(kind, []).append((created_at, number, float(value)))
+    return history
