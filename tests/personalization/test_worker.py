@@ -70,12 +70,12 @@ def _database_url():
 class Worker:
     """`celery -A shop worker` in its own process, with the test's database, media folder and cache."""
 
-    def __init__(self, env, log_path):
+    def __init__(self, env, log_path, cwd):
         self.log_path = log_path
         self.log_file = open(log_path, "w")
         command = [sys.executable, "-m", "celery", "-A", "shop", "worker", "--pool", "prefork", "--concurrency", "1"]
         command += ["--loglevel", "INFO", "--without-gossip", "--without-mingle", "-n", f"test-{os.getpid()}@%h"]
-        self.process = subprocess.Popen(command, env=env, cwd=os.getcwd(), stdout=self.log_file, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(command, env=env, stdout=self.log_file, stderr=subprocess.STDOUT, cwd=cwd)
 
     def log(self):
         self.log_file.flush()
@@ -109,7 +109,7 @@ def worker(services, settings, tmp_path):
     }
     env.pop("CELERY_TASK_ALWAYS_EAGER", None)
     current_app.control.purge()  # messages a former run left in the queue
-    started = Worker(env, tmp_path / "worker.log")
+    started = Worker(env, tmp_path / "worker.log", cwd=settings.BASE_DIR)
     yield started
     started.stop()
     registry.forget_loaded()
