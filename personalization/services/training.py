@@ -27,7 +27,7 @@ from django.utils import timezone
 from personalization import registry
 from personalization.ml import checkpoint, evaluate
 from personalization.ml.baselines import PersonalFrequency
-from personalization.ml.data import PAD, UNKNOWN, build_sequences, data_window, item_categories, prepare_frame
+from personalization.ml.data import PAD, UNKNOWN, build_sequences, data_window, item_categories, prepare_frame, to_days
 from personalization.ml.models import score_shoppers, segment_shoppers
 from personalization.ml.train import choose_device, propensity_data
 from personalization.ml.train import train_propensity as fit_propensity
@@ -75,6 +75,9 @@ class Outcome:
     gate_metric: str
     config: dict
     data_window: dict
+    # The candidate's metrics on the shoppers the active version was judged on, when that is a
+    # subset (those whose held-out basket the active version never saw); None: the same as metrics.
+    versus: dict | None = None
 
 
 def load(artifact):
@@ -99,17 +102,42 @@ class InVocabulary:
         return scores
 
 
-def _active_metrics(kind, split):
+#: Fewer shoppers than this with baskets the active version never saw: it is judged on every shopper.
+MIN_UNSEEN_SHOPPERS = 30
+
+
+def unseen_by(version, split, frame):
+    """The part of `split` whose held-out basket came after `version`'s data window (the active
+    version was refitted on everything before, so it has seen the other held-out baskets and would
+    be judged too kindly on them); None when too few shoppers, or no order times, to tell."""
+    end = (version.data_window or {}).get("last_order_at")
+    lines = prepare_frame(frame)
+    if not end or lines["time"].isna().all():
+        return None
+    last_order = lines.groupby("user_id")["time"].max()
+    times = last_order.reindex(split.history.user_ids[split.users]).to_numpy(dtype=float)
+    keep = times > to_days(end)
+    if keep.sum() < MIN_UNSEEN_SHOPPERS:
+        return None
+    return evaluate.Split(split.history, split.users[keep], [t for t, k in zip(split.targets, keep) if k])
+
+
+def _judge_active(kind, split, frame, candidate, metrics):
+    """(the active version's metrics, the candidate's metrics on the same shoppers), or (None, None)."""
     version = registry.active(kind)
     if version is None:
-        return None
+        return None, None
     try:
         with version.artifact.open("rb") as file:
             loaded = load(file.read())
-        return evaluate.score_split(InVocabulary(loaded.model, loaded.vocabulary), split, KS)
+        unseen = unseen_by(version, split, frame)
+        on = split if unseen is None else unseen
+        active = evaluate.score_split(InVocabulary(loaded.model, loaded.vocabulary), on, KS)
+        versus = metrics if unseen is None else evaluate.score_split(candidate, unseen, KS)
+        return {**active, "shoppers": len(on.users)}, versus
     except Exception:
         logger.exception("Cannot re-score the active %s; judging the new version against the baseline only", version)
-        return None
+        return None, None
 
 
 def _split(frame):
@@ -132,7 +160,7 @@ def train_network(kind, frame, device, seed=0, progress=None):
     candidate = on_device(build({})).fit(split.history)
     metrics = evaluate.score_split(candidate, split, KS)
     baseline = evaluate.score_split(PersonalFrequency().fit(split.history), split, KS)
-    active = _active_metrics(kind, split)
+    active, versus = _judge_active(kind, split, frame, candidate, metrics)
     if progress:
         progress(f"{kind}: held-out {evaluate.selection_metric(network, KS)} {metrics[evaluate.selection_metric(network, KS)]:.4f}")
 
@@ -155,6 +183,7 @@ def train_network(kind, frame, device, seed=0, progress=None):
         gate_metric=gate_metric(kind),
         config=dataclasses.asdict(final.result.model.config),
         data_window=window,
+        versus=versus,
     )
 
 
@@ -201,10 +230,16 @@ def decide(outcome):
     new, base = outcome.metrics.get(name), outcome.baseline.get(name)
     if new is None or base is None or not new > base:
         return False, f"kept inactive: {name} {new:.4f} does not beat the baseline's {base:.4f}"
-    if outcome.active is not None and outcome.active.get(name) is not None and not new > outcome.active[name]:
-        return False, f"kept inactive: {name} {new:.4f} does not beat the active version's {outcome.active[name]:.4f}"
-    against = f" and the active version's {outcome.active[name]:.4f}" if outcome.active and outcome.active.get(name) is not None else ""
-    return True, f"promoted: {name} {new:.4f} beats the baseline's {base:.4f}{against}"
+    active = (outcome.active or {}).get(name)
+    if active is None:
+        return True, f"promoted: {name} {new:.4f} beats the baseline's {base:.4f}"
+    challenger = (outcome.versus or outcome.metrics)[name]
+    where = ""
+    if outcome.versus is not None and outcome.versus is not outcome.metrics:
+        where = f" on the {outcome.active.get('shoppers')} shoppers with baskets it never saw"
+    if not challenger > active:
+        return False, f"kept inactive: {name} {challenger:.4f} does not beat the active version's {active:.4f}{where}"
+    return True, f"promoted: {name} {new:.4f} beats the baseline's {base:.4f}; {challenger:.4f} beats the active version's {active:.4f}{where}"
 
 
 def train(kinds=tuple(ModelKind.values), device="auto", triggered_by="", progress=None, frame=None):

@@ -122,3 +122,35 @@ def test_a_new_propensity_model_is_judged_against_the_active_one_on_the_same_sho
     assert active_before["auc"] != pytest.approx(first.model_version.metrics["auc"], abs=1e-9)
     if second.status == "promoted":
         assert "active version" in second.message
+
+
+def test_the_active_version_is_judged_on_the_baskets_it_never_saw():
+    import pandas as pd
+
+    from personalization.ml import evaluate
+    from personalization.synthetic import generate_catalog, generate_histories
+
+    frame = generate_histories(generate_catalog(200, seed=5), 120, seed=5)
+    split = evaluate.leave_last_out(frame, min_baskets=3)
+    last_orders = frame.groupby("user_id")["ordered_at"].max().sort_values()
+    cutoff = last_orders.iloc[len(last_orders) // 2]  # the active version saw orders up to here
+    version = ModelVersion(kind="next_basket", data_window={"last_order_at": cutoff.isoformat()})
+
+    unseen = training.unseen_by(version, split, frame)
+
+    unseen_ids = set(split.history.user_ids[unseen.users])
+    evaluated = set(split.history.user_ids[split.users])
+    assert unseen_ids == {u for u in evaluated if last_orders[u] > cutoff}
+    assert 0 < len(unseen_ids) < len(evaluated)
+    assert training.unseen_by(ModelVersion(data_window={"last_order_at": pd.Timestamp.max.isoformat()}), split, frame) is None
+
+
+def test_the_gate_compares_with_the_active_version_on_the_same_shoppers():
+    outcome = training.Outcome(
+        b"", {"ndcg@10": 0.50}, {"ndcg@10": 0.40}, {"ndcg@10": 0.45, "shoppers": 40}, "ndcg@10", {}, {}, versus={"ndcg@10": 0.44}
+    )
+
+    promote, reason = training.decide(outcome)
+
+    assert not promote
+    assert reason == "kept inactive: ndcg@10 0.4400 does not beat the active version's 0.4500 on the 40 shoppers with baskets it never saw"
