@@ -14,9 +14,10 @@ class PersonalizationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from personalization import checks, receivers, schedules  # noqa: F401  (registers the checks)
+        from personalization import charts, checks, receivers, schedules  # noqa: F401  (registers the checks)
 
         post_migrate.connect(schedules.create_schedules, sender=self, dispatch_uid="personalization.schedules")
+        post_migrate.connect(charts.create_charts, sender=self, dispatch_uid="personalization.charts")
 
         try:
             receivers.connect()

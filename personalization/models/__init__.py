@@ -20,6 +20,16 @@ class EventSource(models.TextChoices):
     DEMO = "demo", _("synthetic demo data")
 
 
+class EventQuerySet(models.QuerySet):
+    def with_line_total(self):
+        """Annotates `line_total`, quantity x unit price (the dashboard's attributed revenue chart)."""
+        return self.annotate(
+            line_total=models.ExpressionWrapper(
+                models.F("quantity") * models.F("unit_price"), output_field=models.DecimalField(max_digits=14, decimal_places=2)
+            )
+        )
+
+
 class Event(models.Model):
     """One thing a shopper did. Anonymous shoppers are known by their session key until they log in.
 
@@ -45,6 +55,8 @@ class Event(models.Model):
     source = models.CharField(_("source"), max_length=8, choices=EventSource.choices, default=EventSource.LIVE)
     data = models.JSONField(_("data"), default=dict, blank=True)
     created_at = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
+
+    objects = EventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

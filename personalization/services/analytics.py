@@ -40,6 +40,10 @@ class PlacementStats:
         """Clicks per impression (0.0 for a placement never shown)."""
         return _rate(self.clicks, self.impressions)
 
+    @property
+    def ctr_percent(self):
+        return 100 * self.ctr
+
 
 def placement_ctr(since=None):
     """[PlacementStats] of every placement that was shown or clicked, most impressions first. An
@@ -95,6 +99,10 @@ class GroupConversion:
     def rate(self):
         return _rate(self.converted, self.shoppers)
 
+    @property
+    def percent(self):
+        return 100 * self.rate
+
 
 @dataclass(frozen=True)
 class CampaignConversion:
@@ -107,6 +115,10 @@ class CampaignConversion:
     def difference(self):
         """Treatment's conversion minus the holdout's (a share: 0.05 is five percentage points)."""
         return self.treatment.rate - self.holdout.rate
+
+    @property
+    def difference_points(self):
+        return 100 * self.difference
 
 
 def incremental_conversion():

@@ -1,0 +1,92 @@
+"""The Personalization dashboard: one admin page with every chart of the plugin (README, "Dashboard").
+
+django-admin-charts draws the time series (`personalization.charts`); this page draws the figures
+it cannot express (CTR per placement, campaigns against their holdout, recall@10 per model version)
+from `services.analytics`, with the same d3/nvd3 static files. Staff only: the page is wrapped in
+the admin site's `admin_view` by `personalization.urls`.
+"""
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib import admin
+from django.template.response import TemplateResponse
+from django.templatetags.static import static
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from personalization import charts
+from personalization.models import ModelKind
+from personalization.services import analytics
+
+#: The period of the figures that are totals (CTR, attributed revenue, coupons).
+DAYS = 30
+
+# The admin index links to the dashboard, unless the host has an index template of its own.
+if admin.site.index_template is None:
+    admin.site.index_template = "admin/personalization/index.html"
+
+
+#: The d3/nvd3 files: django-admin-charts' settings when set, else the copies the plugin ships.
+ASSETS = {
+    "d3_js": ("ADMIN_CHARTS_D3_JS_PATH", "personalization/vendor/d3-3.3.13/d3.min.js"),
+    "nvd3_js": ("ADMIN_CHARTS_NVD3_JS_PATH", "personalization/vendor/nvd3-1.8.6/nv.d3.min.js"),
+    "nvd3_css": ("ADMIN_CHARTS_NVD3_CSS_PATH", "personalization/vendor/nvd3-1.8.6/nv.d3.min.css"),
+}
+
+
+def _asset(setting, default):
+    path = getattr(settings, setting, default)
+    return path if path.startswith(("http://", "https://", "/")) else static(path)
+
+
+def _percent(share):
+    return round(100 * share, 2)
+
+
+def chart_data(now=None):
+    """What the page's own charts draw, as plain JSON-ready values (labels translated)."""
+    since = (now or timezone.now()) - timedelta(days=DAYS)
+    placements = analytics.placement_ctr(since=since)
+    campaigns = analytics.incremental_conversion()
+    kinds = dict(ModelKind.choices)
+    return {
+        "placements": {
+            "series": [
+                {"key": _("Impressions"), "values": [{"x": p.name, "y": p.impressions} for p in placements]},
+                {"key": _("Clicks"), "values": [{"x": p.name, "y": p.clicks} for p in placements]},
+            ],
+            "ctr": [{"key": _("CTR (%)"), "values": [{"x": p.name, "y": _percent(p.ctr)} for p in placements]}],
+        },
+        "conversion": [
+            {"key": _("Treatment (gets coupons)"), "values": [{"x": c.name, "y": _percent(c.treatment.rate)} for c in campaigns]},
+            {"key": _("Holdout"), "values": [{"x": c.name, "y": _percent(c.holdout.rate)} for c in campaigns]},
+        ],
+        "recall": [
+            {
+                "key": str(kinds.get(kind, kind)),
+                "values": [{"x": int(created.timestamp() * 1000), "y": value, "version": number} for created, number, value in rows],
+            }
+            for kind, rows in analytics.recall_history().items()
+        ],
+    }
+
+
+def dashboard(request):
+    since = timezone.now() - timedelta(days=DAYS)
+    admin_charts = charts.charts() if request.user.has_perm("admin_tools_stats.view_dashboardstats") else []
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Personalization dashboard"),
+        "days": DAYS,
+        "admin_charts": admin_charts,
+        "admin_charts_installed": charts.installed(),
+        "placements": analytics.placement_ctr(since=since),
+        "attributed": analytics.attributed(since=since),
+        "coupons": analytics.coupon_totals(since=since),
+        "campaigns": analytics.incremental_conversion(),
+        "recall_metric": analytics.RECALL_METRIC,
+        "data": chart_data(),
+        **{name: _asset(setting, default) for name, (setting, default) in ASSETS.items()},
+    }
+    request.current_app = admin.site.name
+    return TemplateResponse(request, "admin/personalization/dashboard.html", context)
