@@ -80,7 +80,8 @@ def attributed(since=None):
         purchases=Count("id", filter=Q(kind=EventKind.PURCHASE)),
         revenue=Sum(_line_total(), filter=Q(kind=EventKind.PURCHASE)),
     )
-    figures["revenue"] = figures["revenue"] or Decimal("0.00")
+    # Quantized: SQLite multiplies decimals as floats.
+    figures["revenue"] = Decimal(figures["revenue"] or 0).quantize(Decimal("0.01"))
     return figures
 
 

@@ -5,7 +5,9 @@ over the store's own catalog (read through the adapter) and stored by the import
 source=demo, together with views and cart additions around them.
 """
 import math
+import random
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 
 import pandas as pd
@@ -37,6 +39,7 @@ class DemoResult:
     shoppers: int = 0
     purchases: int = 0
     browsing: int = 0
+    recommendation_events: int = 0
     repeat_share: float = float("nan")
     logins: list = field(default_factory=list)
     # Events and users deleted first (replace=True).
@@ -122,9 +125,68 @@ def create_demo_data(n_users=600, seed=7, *, replace=False, say=None):
         browsing = synthetic.browsing_events(purchases, catalog, seed)
         say(f"Storing {len(browsing)} views and cart additions...")
         result.browsing, _ = history.write_events(_browsing_events(browsing))
+        say("Adding a month of synthetic recommendation impressions and clicks...")
+        result.recommendation_events = create_recommendation_history(seed)
     result.shoppers = n_users
     result.purchases = stored.imported
     return result
+
+
+#: Synthetic recommendation history (the dashboard's placements and attribution charts): the share of
+#: the last RECOMMENDATION_DAYS' demo cart additions credited to a recommendation, and how many items
+#: each placement showed per click.
+RECOMMENDATION_DAYS = 30
+CREDITED_SHARE = 0.25
+SHOWN_PER_CLICK = {"home-for-you": 12, "home-buy-again": 8, "product-bought-together": 6, "cart-completion": 5}
+
+
+def create_recommendation_history(seed=7, now=None):
+    """Clearly synthetic impressions and clicks (source=demo, data["synthetic"]=True) for the demo:
+    browsing the demo store makes real ones, but a fresh demo has none, and the dashboard's
+    placement and attribution charts would be empty. A CREDITED_SHARE of the recent demo cart
+    additions are made to follow a click on a recommendation: impressions of the clicked product
+    and others a minute before, the click, and the cart addition and the same shopper's later
+    purchase of the product carrying its recommendation id. Returns the events written."""
+    rng = random.Random(seed)
+    since = (now or timezone.now()) - timedelta(days=RECOMMENDATION_DAYS)
+    placements = list(SHOWN_PER_CLICK)
+    recent = Event.objects.filter(source=EventSource.DEMO, kind="cart_add", created_at__gte=since).order_by("id")
+    products = list(Event.objects.filter(source=EventSource.DEMO).values_list("product_id", flat=True).distinct()[:200])
+    new_events, credited = [], []
+    for number, addition in enumerate(recent.iterator()):
+        if rng.random() >= CREDITED_SHARE:
+            continue
+        placement = rng.choice(placements)
+        recommendation_id = f"demo-{seed}-{number}"
+        shown = [addition.product_id] + rng.sample(products, min(len(products), SHOWN_PER_CLICK[placement] - 1))
+        data = {"placement": placement, "synthetic": True}
+        common = {"user_id": addition.user_id, "recommendation_id": recommendation_id, "source": EventSource.DEMO}
+        new_events += [
+            Event(kind="impression", product_id=product, data={**data, "position": position},
+                  created_at=addition.created_at - timedelta(minutes=2), **common)
+            for position, product in enumerate(shown, start=1)
+        ]
+        new_events.append(Event(kind="click", product_id=addition.product_id, data=data,
+                                created_at=addition.created_at - timedelta(minutes=1), **common))
+        credited.append((addition, recommendation_id))
+    Event.objects.bulk_create(new_events, batch_size=1000)
+    for addition, recommendation_id in credited:
+        Event.objects.filter(pk=addition.pk).update(recommendation_id=recommendation_id)
+        _credit_purchase(addition, recommendation_id)
+    return len(new_events)
+
+
+def _credit_purchase(addition, recommendation_id):
+    purchase = (
+        Event.objects.filter(
+            source=EventSource.DEMO, kind="purchase", user_id=addition.user_id, product_id=addition.product_id,
+            created_at__gte=addition.created_at, recommendation_id="",
+        )
+        .order_by("created_at", "id")
+        .first()
+    )
+    if purchase:
+        Event.objects.filter(pk=purchase.pk).update(recommendation_id=recommendation_id)
 
 
 def _create_users(n_users):

@@ -141,12 +141,27 @@ def test_demo_data_creates_shoppers_with_histories(store):
     assert users.get(username="demo_00004").has_usable_password() is False
     events = Event.objects.filter(source=EventSource.DEMO)
     kinds = set(events.values_list("kind", flat=True))
-    assert kinds == {EventKind.PURCHASE, EventKind.VIEW, EventKind.CART_ADD}
+    # impressions and clicks: the synthetic recommendation history of the dashboard's charts
+    assert kinds == {EventKind.PURCHASE, EventKind.VIEW, EventKind.CART_ADD, EventKind.IMPRESSION, EventKind.CLICK}
     assert set(events.values_list("user_id", flat=True)) == {str(pk) for pk in users.values_list("pk", flat=True)}
     assert set(events.values_list("product_id", flat=True)) <= {str(product.pk) for product in store}
     assert events.filter(kind=EventKind.PURCHASE).exclude(dedupe_key__startswith="demo:").count() == 0
     assert "Repeat share of the last baskets" in output
     assert "shopper1, shopper2, shopper3" in output
+
+
+def test_demo_data_has_a_labelled_synthetic_recommendation_history(store):
+    run_demo("--users", "20", "--seed", "1")
+
+    shown = Event.objects.filter(source=EventSource.DEMO, kind__in=[EventKind.IMPRESSION, EventKind.CLICK])
+    assert shown.exists()
+    assert all(event.data["synthetic"] and event.data["placement"] and event.recommendation_id for event in shown)
+    credited = Event.objects.filter(kind=EventKind.CART_ADD).exclude(recommendation_id="")
+    assert credited.exists()
+    for addition in credited:
+        click = shown.get(kind=EventKind.CLICK, recommendation_id=addition.recommendation_id)
+        assert (click.user_id, click.product_id) == (addition.user_id, addition.product_id)
+        assert click.created_at < addition.created_at
 
 
 def test_demo_data_again_needs_replace_or_if_empty(store):

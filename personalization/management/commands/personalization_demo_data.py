@@ -55,7 +55,8 @@ class Command(BaseCommand):
             raise CommandError("Demo shoppers already exist. Use --replace to create them anew, or --if-empty.")
         self.stdout.write(
             f"Created {result.shoppers} demo shoppers with {result.purchases} purchases "
-            f"and {result.browsing} views and cart additions."
+            f"and {result.browsing} views and cart additions, "
+            f"and {result.recommendation_events} synthetic recommendation impressions and clicks."
         )
         self.stdout.write(f"Repeat share of the last baskets: {result.repeat_share:.2f} (about 2/3 is realistic)")
         campaign, issued, coupon = demo.create_demo_campaign()
