@@ -102,6 +102,9 @@ def last_order_ranks(lines):
 
 # Vocabulary -----------------------------------------------------------------------------------
 
+#: Vocabulary.encode looks up at most this many ids in a dict, more with pandas.
+_DICT_ENCODE_MAX = 64
+
 
 @dataclass(frozen=True)
 class Vocabulary:
@@ -130,10 +133,23 @@ class Vocabulary:
 
     def encode(self, product_ids):
         """Item indices of `product_ids`; UNKNOWN for products not in the vocabulary."""
+        if len(product_ids) <= _DICT_ENCODE_MAX:  # a shopper's handful: a dict beats building a pandas array
+            positions = self._positions()
+            special = len(SPECIAL_ITEMS)
+            found = [positions.get(str(product_id), UNKNOWN) for product_id in product_ids]
+            return np.fromiter((i if i >= special else UNKNOWN for i in found), dtype=np.int64, count=len(found))
         ids = np.asarray(product_ids, dtype=str) if len(product_ids) else np.zeros(0, dtype=str)
         index = self._index.get_indexer(ids)
         index[index < len(SPECIAL_ITEMS)] = UNKNOWN
         return index.astype(np.int64)
+
+    def _positions(self):
+        """{product id: item index}, built once per vocabulary (for encoding a few ids)."""
+        positions = self.__dict__.get("_position_of")
+        if positions is None:
+            positions = {item: i for i, item in enumerate(self.items)}
+            object.__setattr__(self, "_position_of", positions)
+        return positions
 
     def decode(self, indices):
         return [self.items[int(i)] for i in indices]
