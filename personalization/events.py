@@ -203,12 +203,33 @@ def _version_key(user_id, session_key):
     return f"personalization:shopper-version:u{user_id}" if user_id else f"personalization:shopper-version:s{session_key}"
 
 
-def shopper_version(shopper):
+def shopper_version(shopper, *, cached=None):
     """A token that changes whenever the shopper's views, cart or purchases are recorded: what is
-    cached about a shopper (their recommendations) is keyed by it."""
+    cached about a shopper (their recommendations) is keyed by it.
+
+    `cached`: the token already read from the cache under shopper_version_key (None: read it here)."""
+    return shopper_version_of(shopper, cached=cached)[0]
+
+
+def shopper_version_key(shopper):
+    return _version_key(shopper.user_id, shopper.session_key)
+
+
+def shopper_version_of(shopper, *, cached=None):
+    """(token, new): as shopper_version, with `new` True when this call created the token (so nothing
+    can be cached under it yet)."""
     if not shopper:
-        return ""
-    return cache.get_or_set(_version_key(shopper.user_id, shopper.session_key), lambda: uuid.uuid4().hex[:12], VERSION_SECONDS)
+        return "", False
+    if cached is not None:
+        return cached, False
+    key = _version_key(shopper.user_id, shopper.session_key)
+    token = cache.get(key)
+    if token is not None:
+        return token, False
+    token = uuid.uuid4().hex[:12]
+    if cache.add(key, token, VERSION_SECONDS):
+        return token, True
+    return cache.get(key, token), False  # another request created it first
 
 
 def renew_shopper_versions(owners):

@@ -15,12 +15,19 @@ def _cache_key(user_id, session_key):
     return f"personalization:optout:u{user_id}" if user_id else f"personalization:optout:s{session_key}"
 
 
-def is_opted_out(user_id=None, session_key=""):
-    """True when this shopper asked not to be tracked or personalized (cached briefly)."""
+def opt_out_cache_key(user_id=None, session_key=""):
+    """The cache key of is_opted_out's answer (for callers reading several keys at once)."""
+    return _cache_key(user_id, session_key)
+
+
+def is_opted_out(user_id=None, session_key="", *, cached=None):
+    """True when this shopper asked not to be tracked or personalized (cached briefly).
+
+    `cached`: the value already read from the cache under opt_out_cache_key (None: read it here)."""
     if not user_id and not session_key:
         return False
     key = _cache_key(user_id, session_key)
-    answer = cache.get(key)
+    answer = cached if cached is not None else cache.get(key)
     if answer is None:
         owner = {"user__pk": user_id} if user_id else {"session_key": session_key}
         try:

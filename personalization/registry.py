@@ -5,6 +5,8 @@ processes call `load_active(kind, loader)`: it notices a newly activated version
 `ACTIVE_CHECK_SECONDS` (at once with a shared cache such as Redis), without a restart, and
 falls back to the previously active versions when an artifact is missing or corrupt.
 """
+import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -84,7 +86,38 @@ def rollback(kind):
     return activate(previous)
 
 
+_pinned = contextvars.ContextVar("personalization_pinned_versions", default=None)
+
+
+def active_key(kind):
+    """The cache key of the active version id of `kind` (for callers reading several keys at once)."""
+    return _active_key(kind)
+
+
+def active_ids(kinds, cached=None):
+    """{kind: active version id or None} of `kinds`. `cached`: {kind: the value already read from the
+    cache under active_key(kind), or None}; without it the keys are read here in one round trip."""
+    if cached is None:
+        cached = cache.get_many([_active_key(kind) for kind in kinds]) if kinds else {}
+        cached = {kind: cached.get(_active_key(kind)) for kind in kinds}
+    return {kind: (cached[kind] or None) if cached.get(kind) is not None else _active_id(kind) for kind in kinds}
+
+
+@contextlib.contextmanager
+def pinned(version_ids):
+    """Within the block, load_active(kind) serves the version id `version_ids[kind]` read once before
+    (active_ids) instead of asking the cache again: one look-up per request, and one version throughout."""
+    token = _pinned.set({**(_pinned.get() or {}), **version_ids})
+    try:
+        yield
+    finally:
+        _pinned.reset(token)
+
+
 def _active_id(kind):
+    pins = _pinned.get()
+    if pins is not None and kind in pins:
+        return pins[kind]
     version_id = cache.get(_active_key(kind))
     if version_id is None:
         version_id = ModelVersion.objects.filter(kind=kind, is_active=True).values_list("pk", flat=True).first() or 0

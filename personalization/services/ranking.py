@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from django.core.cache import cache
 from django.urls import NoReverseMatch, reverse
 
-from personalization import attribution, events, privacy
+from personalization import attribution, events, privacy, registry
 from personalization.adapters import ProductInfo, get_adapter
 from personalization.models import EventKind, Placement
 from personalization.models.placements import MAX_LIMIT
@@ -244,24 +244,49 @@ def _pool_size(placement, limit):
 
 
 def _shortlist(placement, shopper, product_id, cart_product_ids, limit):
-    """The Shortlist, cached under the shopper's version token and the loaded model versions."""
-    if shopper and privacy.is_opted_out(shopper.user_id, shopper.session_key):
-        # Nothing personal; and what was cached before they opted out must not come back if they opt in.
-        events.renew_shopper_versions([(shopper.user_id, shopper.session_key)])
-        shopper = events.Shopper()
+    """The Shortlist, cached under the shopper's version token and the loaded model versions.
+
+    The shopper's opt-out, version token and the active model versions are read in one cache round
+    trip, and the model versions stay pinned while the shortlist is built (the key names what serves)."""
     chain = _chain(placement)
     models = sorted({kind for strategy in chain for kind in sources.MODELS[strategy]})
-    who = f"{shopper.user_id or ''}:{shopper.session_key}:{events.shopper_version(shopper)}" if shopper else "nobody"
+    found = _read_state(shopper, models)
+    if shopper and privacy.is_opted_out(shopper.user_id, shopper.session_key, cached=found["opted_out"]):
+        # Nothing personal; and what was cached before they opted out must not come back if they opt in.
+        events.renew_shopper_versions([(shopper.user_id, shopper.session_key)])
+        shopper, found["version"] = events.Shopper(), None
+    with registry.pinned(found["models"]):
+        return _pinned_shortlist(placement, chain, models, shopper, found["version"], product_id, cart_product_ids, limit)
+
+
+def _read_state(shopper, models):
+    """What _shortlist reads from the cache before its key is known, in one round trip:
+    {"opted_out": cached answer or None, "version": cached token or None, "models": {kind: version id}}."""
+    keys = {("model", kind): registry.active_key(kind) for kind in models}
+    if shopper:
+        keys["opted_out"] = privacy.opt_out_cache_key(shopper.user_id, shopper.session_key)
+        keys["version"] = events.shopper_version_key(shopper)
+    found = cache.get_many(list(keys.values()))
+    return {
+        "opted_out": found.get(keys["opted_out"]) if shopper else None,
+        "version": found.get(keys["version"]) if shopper else None,
+        "models": registry.active_ids(models, cached={kind: found.get(registry.active_key(kind)) for kind in models}),
+    }
+
+
+def _pinned_shortlist(placement, chain, models, shopper, version, product_id, cart_product_ids, limit):
+    version, new_version = events.shopper_version_of(shopper, cached=version)
+    who = f"{shopper.user_id or ''}:{shopper.session_key}:{version}" if shopper else "nobody"
     cart_part = "-" if cart_product_ids is None else _digest(sorted(str(p) for p in cart_product_ids))
     stamp = placement.updated_at.timestamp() if placement.updated_at else 0
     key = "personalization:recs:" + _digest(
         [placement.pk or placement.slug, stamp, limit, who, product_id or "", cart_part]
         + [sources.model_token(kind) for kind in models]
     )
-    cached = cache.get(key)
+    cached = None if new_version else cache.get(key)  # nothing is cached under a token made just now
     if cached is not None:
         return cached
-    history = shoppers.history_of(shopper)
+    history = shoppers.history_of(shopper, version=version, new_version=new_version)
     cart = history.cart if cart_product_ids is None else tuple(str(p) for p in cart_product_ids)
     context = sources.Context(history=history, product_id=product_id, cart=cart, pool=_pool_size(placement, limit))
     shortlist = Shortlist(

@@ -46,12 +46,16 @@ class ShopperHistory:
 NOBODY = ShopperHistory()
 
 
-def history_of(shopper):
-    """The ShopperHistory of an events.Shopper (NOBODY for a shopper without user or session)."""
+def history_of(shopper, *, version=None, new_version=False):
+    """The ShopperHistory of an events.Shopper (NOBODY for a shopper without user or session).
+
+    `version`: their events.shopper_version when the caller has it; `new_version`: it was just
+    created, so nothing is cached under it yet."""
     if not shopper:
         return NOBODY
-    key = f"personalization:history:{shopper.user_id or ''}:{shopper.session_key}:{events.shopper_version(shopper)}"
-    found = cache.get(key)
+    version = version if version is not None else events.shopper_version(shopper)
+    key = f"personalization:history:{shopper.user_id or ''}:{shopper.session_key}:{version}"
+    found = None if new_version else cache.get(key)
     if found is None:
         found = read_history(shopper)
         cache.set(key, found, CACHE_SECONDS)
