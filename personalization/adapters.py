@@ -5,7 +5,7 @@ subclasses it (or calls `personalization.track()`). `ModelAdapter` is the ready 
 configured entirely by the `PERSONALIZATION` settings (model paths and field names).
 """
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from django.apps import apps
@@ -220,6 +220,103 @@ class ModelAdapter(StoreAdapter):
 
     # Products
     def products(self, product_ids):
+        plan = self._product_plan()
+        if plan is None:
+            return self._product_instances(product_ids)
+        return {pid: self.finish_product(draft) for pid, draft in self.product_drafts(product_ids).items()}
+
+    def product_drafts(self, product_ids):
+        """{id: ProductDraft}: each product's ProductInfo read as plain values in one query, but for the
+        fields only a model instance answers (a `get_absolute_url` URL), left empty until finish_product
+        (ranking builds them for the products it serves only)."""
+        plan = self._product_plan()
+        if plan is None:
+            return {pid: ProductDraft(info, None) for pid, info in self._product_instances(product_ids).items()}
+        names, at, attnames, instance_keys = plan
+        rows = self.product_model._default_manager.filter(pk__in=list(product_ids)).values_list(*names)
+        found = {}
+        for row in rows:
+            value = lambda key: row[at[key]] if key in at else None  # noqa: E731
+            title = value("title")
+            if not title and "title" not in instance_keys:
+                title = str(self._instance(row))
+            category = value("category")
+            active = value("active")
+            pk = str(row[0])
+            info = ProductInfo(
+                id=pk,
+                title=str(title) if title else "",
+                category="" if category is None else str(category),
+                price=value("price"),
+                stock=value("stock"),
+                active=True if active is None else bool(active),
+                url=value("url") or "",
+            )
+            found[pk] = ProductDraft(info, row if instance_keys else None)
+        return found
+
+    def finish_product(self, draft):
+        """The ProductInfo of a ProductDraft, with the fields read from a model instance."""
+        plan = self._product_plan()
+        if draft.row is None or plan is None or not plan[3]:
+            return draft.info
+        instance = self._instance(draft.row)
+        values = {key: read_path(instance, self.product_fields[key]) for key in plan[3]}
+        changes = {}
+        if "title" in values:
+            changes["title"] = str(values["title"] or instance)
+        if "url" in values:
+            changes["url"] = values["url"] or ""
+        for key in ("category",):
+            if key in values:
+                changes[key] = "" if values[key] is None else str(values[key])
+        for key in ("price", "stock"):
+            if key in values:
+                changes[key] = values[key]
+        if "active" in values:
+            changes["active"] = True if values["active"] is None else bool(values["active"])
+        return replace(draft.info, **changes)
+
+    def _instance(self, row):
+        """A product instance from the concrete columns of a product_drafts row (no query)."""
+        _, at, attnames, _ = self._product_plan()
+        return self.product_model.from_db(
+            self.product_model._default_manager.db, attnames, [row[at[("column", name)]] for name in attnames]
+        )
+
+    def _product_plan(self):
+        """(values_list names, {key: position}, concrete column names, keys only an instance answers),
+        or None when a field path ends in something other than a field behind a relation."""
+        plan = self.__dict__.get("_plan", _UNPLANNED)
+        if plan is not _UNPLANNED:
+            return plan
+        fields = self.product_fields
+        names, at, instance_keys = ["pk"], {}, []
+        for key in ("title", "category", "price", "stock", "active", "url"):
+            path = fields.get(key)
+            if not path:
+                continue
+            try:
+                resolve_field_path(self.product_model, path) if path != "pk" else None
+            except FieldDoesNotExist:
+                if "__" in path:
+                    self._plan = None
+                    return None
+                instance_keys.append(key)
+                continue
+            if path not in names:
+                names.append(path)
+            at[key] = names.index(path)
+        # Every column too, so that an instance (a URL, a title from str()) needs no second query.
+        attnames = [field.attname for field in self.product_model._meta.concrete_fields]
+        for name in attnames:
+            if name not in names:
+                names.append(name)
+            at[("column", name)] = names.index(name)
+        self._plan = (names, at, attnames, tuple(instance_keys))
+        return self._plan
+
+    def _product_instances(self, product_ids):
         fields = self.product_fields
         related = [path.rsplit("__", 1)[0] for path in fields.values() if path and "__" in path]
         queryset = self.product_model._default_manager.filter(pk__in=list(product_ids))
@@ -239,6 +336,15 @@ class ModelAdapter(StoreAdapter):
                 url=get("url") or "",
             )
         return found
+
+
+@dataclass(frozen=True)
+class ProductDraft:
+    info: ProductInfo  # complete but for the fields only a model instance answers
+    row: tuple | None  # what ModelAdapter.finish_product builds them from
+
+
+_UNPLANNED = object()
 
 
 @functools.cache

@@ -331,6 +331,8 @@ def _serve(placement, shortlist, *, product_id, exclude, limit):
     skip = set(exclude) | {product_id} | (set(shortlist.cart) if placement.exclude_in_cart else set())
     queue = [candidate for candidate in shortlist.candidates if candidate.product_id not in skip]
     adapter, chosen = get_adapter(), []
+    drafts_of = getattr(adapter, "product_drafts", None)  # ModelAdapter: URLs built for the served items only
+    drafts = {}
     start, step = 0, max(2 * limit, 12)
     while start < len(queue):
         chunk = queue[start : start + step]
@@ -338,15 +340,26 @@ def _serve(placement, shortlist, *, product_id, exclude, limit):
         wanted = {c.product_id for c in chunk} | {c.anchor for c in chunk if c.anchor}
         if any(c.reason in _FAVOURITE_REASONS for c in chunk):
             wanted |= {p for p, _ in shortlist.favourites}
-        products = adapter.products(wanted)
+        if drafts_of is None:
+            products = adapter.products(wanted)
+        else:
+            drafts.update(drafts_of(wanted))
+            products = {pid: draft.info for pid, draft in drafts.items() if pid in wanted}
         for candidate in chunk:
             info = products.get(candidate.product_id)
             if info is not None and allowed(placement, info):
                 candidate = _same_shelf_anchor(candidate, info, shortlist.favourites, products)
                 chosen.append((candidate, info, products.get(candidate.anchor)))
                 if len(chosen) == limit:
-                    return chosen
-    return chosen
+                    return _finished(adapter, drafts, chosen)
+    return _finished(adapter, drafts, chosen)
+
+
+def _finished(adapter, drafts, chosen):
+    """The served products' ProductInfo complete (an anchor only lends its title)."""
+    if not drafts:
+        return chosen
+    return [(candidate, adapter.finish_product(drafts[info.id]), anchor) for candidate, info, anchor in chosen]
 
 
 _FAVOURITE_REASONS = (explanations.BECAUSE_BOUGHT, explanations.BECAUSE_OFTEN_BOUGHT)
