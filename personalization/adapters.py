@@ -126,6 +126,19 @@ def read_path(instance, path):
     return getattr(instance, last)
 
 
+def _single_valued(model, path):
+    """True when a `__` lookup reads one value per row of `model` (concrete fields through forward
+    foreign keys); False for many-valued ones; FieldDoesNotExist when it names no field."""
+    for part in path.split("__"):
+        if model is None:
+            raise FieldDoesNotExist(f"{path!r}: {part!r} follows a field that is not a relation")
+        field = model._meta.get_field(part)
+        if not field.concrete or field.many_to_many or field.one_to_many:
+            return False
+        model = field.related_model if field.is_relation else None
+    return True
+
+
 def _as_id(value):
     return None if value is None else str(value)
 
@@ -252,7 +265,10 @@ class ModelAdapter(StoreAdapter):
                 active=True if active is None else bool(active),
                 url=value("url") or "",
             )
-            found[pk] = ProductDraft(info, row if instance_keys else None)
+            draft = ProductDraft(info, row if instance_keys else None)
+            if set(instance_keys) - {"url"}:  # what the rules or an explanation read: at once
+                draft = ProductDraft(self.finish_product(draft), None)
+            found[pk] = draft
         return found
 
     def finish_product(self, draft):
@@ -297,13 +313,15 @@ class ModelAdapter(StoreAdapter):
             if not path:
                 continue
             try:
-                resolve_field_path(self.product_model, path) if path != "pk" else None
+                single = path == "pk" or _single_valued(self.product_model, path)
             except FieldDoesNotExist:
-                if "__" in path:
-                    self._plan = None
-                    return None
+                single = None
+            if single is None and "__" not in path:  # a method or property of the product
                 instance_keys.append(key)
                 continue
+            if not single:  # a field behind a many-valued relation, or a method behind a relation
+                self._plan = None
+                return None
             if path not in names:
                 names.append(path)
             at[key] = names.index(path)

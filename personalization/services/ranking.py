@@ -20,7 +20,7 @@ from django.core.cache import cache
 from django.urls import NoReverseMatch, reverse
 
 from personalization import attribution, events, privacy, registry
-from personalization.adapters import ProductInfo, get_adapter
+from personalization.adapters import ModelAdapter, ProductInfo, get_adapter
 from personalization.models import EventKind, Placement
 from personalization.models.placements import MAX_LIMIT
 from personalization.services import candidates as sources
@@ -331,7 +331,8 @@ def _serve(placement, shortlist, *, product_id, exclude, limit):
     skip = set(exclude) | {product_id} | (set(shortlist.cart) if placement.exclude_in_cart else set())
     queue = [candidate for candidate in shortlist.candidates if candidate.product_id not in skip]
     adapter, chosen = get_adapter(), []
-    drafts_of = getattr(adapter, "product_drafts", None)  # ModelAdapter: URLs built for the served items only
+    # ModelAdapter (unless a subclass reads products its own way): URLs built for the served items only.
+    drafts_of = adapter.product_drafts if type(adapter).products is ModelAdapter.products else None
     drafts = {}
     start, step = 0, max(2 * limit, 12)
     while start < len(queue):
@@ -343,8 +344,9 @@ def _serve(placement, shortlist, *, product_id, exclude, limit):
         if drafts_of is None:
             products = adapter.products(wanted)
         else:
-            drafts.update(drafts_of(wanted))
-            products = {pid: draft.info for pid, draft in drafts.items() if pid in wanted}
+            fresh = drafts_of(wanted)
+            drafts.update(fresh)
+            products = {pid: draft.info for pid, draft in fresh.items()}
         for candidate in chunk:
             info = products.get(candidate.product_id)
             if info is not None and allowed(placement, info):
