@@ -207,7 +207,8 @@ def shopper_version(shopper, *, cached=None):
     """A token that changes whenever the shopper's views, cart or purchases are recorded: what is
     cached about a shopper (their recommendations) is keyed by it.
 
-    `cached`: the token already read from the cache under shopper_version_key (None: read it here)."""
+    `cached`: the token already read from the cache under shopper_version_key (None: read it here;
+    NOT_CACHED: it was read and is not there)."""
     return shopper_version_of(shopper, cached=cached)[0]
 
 
@@ -220,10 +221,10 @@ def shopper_version_of(shopper, *, cached=None):
     can be cached under it yet)."""
     if not shopper:
         return "", False
-    if cached is not None:
+    if cached is not None and cached is not privacy.NOT_CACHED:
         return cached, False
     key = _version_key(shopper.user_id, shopper.session_key)
-    token = cache.get(key)
+    token = None if cached is privacy.NOT_CACHED else cache.get(key)
     if token is not None:
         return token, False
     token = uuid.uuid4().hex[:12]

@@ -9,6 +9,8 @@ from personalization.conf import settings
 from personalization.models import Event, OptOut
 
 _CACHE_SECONDS = 300
+#: A `cached` argument saying the caller read the key and found nothing.
+NOT_CACHED = object()
 
 
 def _cache_key(user_id, session_key):
@@ -23,11 +25,12 @@ def opt_out_cache_key(user_id=None, session_key=""):
 def is_opted_out(user_id=None, session_key="", *, cached=None):
     """True when this shopper asked not to be tracked or personalized (cached briefly).
 
-    `cached`: the value already read from the cache under opt_out_cache_key (None: read it here)."""
+    `cached`: the value already read from the cache under opt_out_cache_key (None: read it here;
+    NOT_CACHED: it was read and is not there)."""
     if not user_id and not session_key:
         return False
     key = _cache_key(user_id, session_key)
-    answer = cached if cached is not None else cache.get(key)
+    answer = None if cached is NOT_CACHED else cached if cached is not None else cache.get(key)
     if answer is None:
         owner = {"user__pk": user_id} if user_id else {"session_key": session_key}
         try:

@@ -268,8 +268,8 @@ def _read_state(shopper, models):
         keys["version"] = events.shopper_version_key(shopper)
     found = cache.get_many(list(keys.values()))
     return {
-        "opted_out": found.get(keys["opted_out"]) if shopper else None,
-        "version": found.get(keys["version"]) if shopper else None,
+        "opted_out": found.get(keys["opted_out"], privacy.NOT_CACHED) if shopper else None,
+        "version": found.get(keys["version"], privacy.NOT_CACHED) if shopper else None,
         "models": registry.active_ids(models, cached={kind: found.get(registry.active_key(kind)) for kind in models}),
     }
 
@@ -286,7 +286,7 @@ def _pinned_shortlist(placement, chain, models, shopper, version, product_id, ca
     cached = None if new_version else cache.get(key)  # nothing is cached under a token made just now
     if cached is not None:
         return cached
-    history = shoppers.history_of(shopper, version=version, new_version=new_version)
+    history, history_key = shoppers.history_of(shopper, version=version, new_version=new_version, write=False)
     cart = history.cart if cart_product_ids is None else tuple(str(p) for p in cart_product_ids)
     context = sources.Context(history=history, product_id=product_id, cart=cart, pool=_pool_size(placement, limit))
     shortlist = Shortlist(
@@ -294,7 +294,12 @@ def _pinned_shortlist(placement, chain, models, shopper, version, product_id, ca
         cart=cart,
         favourites=tuple((p, history.bought[p]) for p in history.favourites()),
     )
-    cache.set(key, shortlist, CACHE_SECONDS)
+    if history_key is not None and shoppers.CACHE_SECONDS == CACHE_SECONDS:  # the history just read too, at once
+        cache.set_many({key: shortlist, history_key: history}, CACHE_SECONDS)
+    else:
+        if history_key is not None:
+            cache.set(history_key, history, shoppers.CACHE_SECONDS)
+        cache.set(key, shortlist, CACHE_SECONDS)
     return shortlist
 
 

@@ -46,20 +46,24 @@ class ShopperHistory:
 NOBODY = ShopperHistory()
 
 
-def history_of(shopper, *, version=None, new_version=False):
+def history_of(shopper, *, version=None, new_version=False, write=True):
     """The ShopperHistory of an events.Shopper (NOBODY for a shopper without user or session).
 
     `version`: their events.shopper_version when the caller has it; `new_version`: it was just
-    created, so nothing is cached under it yet."""
+    created, so nothing is cached under it yet. `write=False`: returns (history, the cache key to
+    store it under for CACHE_SECONDS, or None when it came from the cache), for a caller that
+    writes it with its own entries in one round trip."""
     if not shopper:
-        return NOBODY
+        return (NOBODY, None) if not write else NOBODY
     version = version if version is not None else events.shopper_version(shopper)
     key = f"personalization:history:{shopper.user_id or ''}:{shopper.session_key}:{version}"
     found = None if new_version else cache.get(key)
+    to_write = None
     if found is None:
-        found = read_history(shopper)
-        cache.set(key, found, CACHE_SECONDS)
-    return found
+        found, to_write = read_history(shopper), key
+        if write:
+            cache.set(key, found, CACHE_SECONDS)
+    return found if write else (found, to_write)
 
 
 def read_history(shopper):
