@@ -183,21 +183,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    # Per view, for anonymous shoppers (by address) and signed-in ones (by account).
-    "DEFAULT_THROTTLE_RATES": {
-        "personalization.recommendations.anon": "120/min",
-        "personalization.recommendations.user": "300/min",
-        "personalization.cart_predictions.anon": "120/min",
-        "personalization.cart_predictions.user": "300/min",
-        "personalization.coupons.anon": "30/min",
-        "personalization.coupons.user": "60/min",
-        "personalization.coupon_validation.anon": "10/min",
-        "personalization.coupon_validation.user": "30/min",
-        "personalization.events.anon": "300/min",
-        "personalization.events.user": "600/min",
-        "personalization.schema.anon": "30/min",
-        "personalization.schema.user": "60/min",
-    },
+    # The API's throttles: per view, for anonymous shoppers (by address) and signed-in ones (by account).
+    # Their rates default to personalization.api.throttling.DEFAULT_RATES; set any of them here to
+    # change it, e.g. "DEFAULT_THROTTLE_RATES": {"personalization.events.anon": "100/min"}.
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Personalization API",
