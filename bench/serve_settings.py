@@ -28,7 +28,7 @@ else:  # one cache per worker; large enough for every shopper's entries
         }
     }
 
-from personalization.api.throttling import DEFAULT_RATES  # noqa: E402
+from personalization.api.rates import DEFAULT_RATES  # noqa: E402  (no DRF import while settings load)
 
 # Throttles still run (their cache reads and writes are part of every request), at rates no bench reaches.
 REST_FRAMEWORK = {

@@ -184,7 +184,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # The API's throttles: per view, for anonymous shoppers (by address) and signed-in ones (by account).
-    # Their rates default to personalization.api.throttling.DEFAULT_RATES; set any of them here to
+    # Their rates default to personalization.api.rates.DEFAULT_RATES; set any of them here to
     # change it, e.g. "DEFAULT_THROTTLE_RATES": {"personalization.events.anon": "100/min"}.
 }
 SPECTACULAR_SETTINGS = {

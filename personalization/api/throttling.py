@@ -8,21 +8,8 @@ from django.core.exceptions import ImproperlyConfigured
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
-DEFAULT_RATES = {
-    "personalization.recommendations.anon": "120/min",
-    "personalization.recommendations.user": "300/min",
-    "personalization.cart_predictions.anon": "120/min",
-    "personalization.cart_predictions.user": "300/min",
-    "personalization.coupons.anon": "30/min",
-    "personalization.coupons.user": "60/min",
-    # Codes cannot be guessed (about 59 bits), but checking them needs no high rate either.
-    "personalization.coupon_validation.anon": "10/min",
-    "personalization.coupon_validation.user": "30/min",
-    "personalization.events.anon": "300/min",
-    "personalization.events.user": "600/min",
-    "personalization.schema.anon": "30/min",
-    "personalization.schema.user": "60/min",
-}
+from personalization.api.rates import DEFAULT_RATES
+
 
 
 class ShopperThrottle(SimpleRateThrottle):

@@ -446,7 +446,7 @@ def test_every_api_view_names_its_permissions_and_throttles_and_their_rates_are_
 
     assert explicit.get("permission_classes"), f"{name} relies on the store's default permissions"
     assert explicit.get("throttle_classes"), f"{name} relies on the store's default throttles"
-    from personalization.api.throttling import DEFAULT_RATES
+    from personalization.api.rates import DEFAULT_RATES
 
     rates = {**DEFAULT_RATES, **settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {})}
     for audience in ("anon", "user"):
