@@ -18,6 +18,16 @@ def _fresh_cache():
 
 
 @pytest.fixture
+def trained(db):
+    """A tiny store (tests/personalization/stores.py) with both networks trained and active."""
+    from tests.personalization.stores import build_store, train_and_activate
+
+    store = build_store()
+    train_and_activate()
+    return store
+
+
+@pytest.fixture
 def make_product(db):
     def make(stock=10, price="2.50", category="Fruit", **fields):
         n = next(_serial)

@@ -18,7 +18,6 @@ from personalization.services import explanations, ranking
 from shop.models import Cart, CartLine
 from tests.factories import UserFactory
 from tests.personalization.coupon_factories import CouponCampaignFactory, CouponFactory
-from tests.personalization.stores import build_store, train_and_activate
 
 pytestmark = pytest.mark.django_db
 
@@ -36,13 +35,6 @@ def media(settings, tmp_path):
     registry.forget_loaded()
     yield
     registry.forget_loaded()
-
-
-@pytest.fixture
-def trained():
-    store = build_store()
-    train_and_activate()
-    return store
 
 
 @pytest.fixture

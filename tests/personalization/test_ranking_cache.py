@@ -8,7 +8,7 @@ from personalization.events import Shopper
 from personalization.models import Event, EventKind, ModelKind, Placement
 from personalization.services import ranking
 from tests.factories import ProductFactory
-from tests.personalization.stores import build_store, purchase, train_and_activate
+from tests.personalization.stores import purchase, train_and_activate
 
 pytestmark = pytest.mark.django_db
 
@@ -21,13 +21,6 @@ def media(settings, tmp_path):
     registry.forget_loaded()
     yield
     registry.forget_loaded()
-
-
-@pytest.fixture
-def trained():
-    store = build_store()
-    train_and_activate()
-    return store
 
 
 def for_you(limit=4):

@@ -8,7 +8,6 @@ from django.urls import reverse
 from personalization import attribution, registry
 from personalization.models import Event, EventKind
 from shop.models import Order
-from tests.personalization.stores import build_store, train_and_activate
 
 pytestmark = pytest.mark.django_db
 
@@ -20,13 +19,6 @@ def media(settings, tmp_path):
     registry.forget_loaded()
     yield
     registry.forget_loaded()
-
-
-@pytest.fixture
-def trained():
-    store = build_store()
-    train_and_activate()
-    return store
 
 
 @pytest.fixture
