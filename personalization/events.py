@@ -233,6 +233,17 @@ def shopper_version_of(shopper, *, cached=None):
     return cache.get(key, token), False  # another request created it first
 
 
+def shopper_versions(shoppers):
+    """[version token] of many shoppers, in order, in two cache round trips: the tokens they have,
+    then new ones for the others (precomputing; a request racing it at worst orphans what it cached)."""
+    keys = [shopper_version_key(shopper) for shopper in shoppers]
+    found = cache.get_many(keys)
+    new = {key: uuid.uuid4().hex[:12] for key in keys if key not in found}
+    if new:
+        cache.set_many(new, VERSION_SECONDS)
+    return [found.get(key) or new[key] for key in keys]
+
+
 def renew_shopper_versions(owners):
     """Gives each (user_id, session_key) a new version token, in one cache write; never raises."""
     tokens = {_version_key(user_id, session_key): uuid.uuid4().hex[:12] for user_id, session_key in owners}

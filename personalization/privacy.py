@@ -41,6 +41,15 @@ def is_opted_out(user_id=None, session_key="", *, cached=None):
     return answer
 
 
+def opted_out_users(user_ids):
+    """The ids, as strings, of the signed-in shoppers among `user_ids` who opted out (one query)."""
+    try:
+        found = OptOut.objects.filter(user__pk__in=list(user_ids)).values_list("user_id", flat=True)
+        return {str(pk) for pk in found}
+    except (TypeError, ValueError):  # keys that are not user primary keys: asked one by one
+        return {str(user_id) for user_id in user_ids if is_opted_out(user_id)}
+
+
 def opt_out(user=None, session_key=""):
     """Stops tracking and personalization for a shopper and erases what was recorded about them."""
     with transaction.atomic():

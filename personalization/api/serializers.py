@@ -1,4 +1,5 @@
 """What the API reads (query parameters and bodies) and what it answers, field by field."""
+from django.utils.encoding import iri_to_uri
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
@@ -40,12 +41,26 @@ class RecommendationsQuery(LimitQuery):
         return value
 
 
-class AbsoluteURLField(serializers.CharField):
-    """A URL of this site made absolute with the request's scheme and host (apps cannot follow a path)."""
+class AbsoluteURLs:
+    """Makes this site's URLs absolute with the request's scheme and host (apps cannot follow a path);
+    the host is read once, not once per URL."""
 
+    def __init__(self, request):
+        self.request = request
+        self.site = request.build_absolute_uri("/")[:-1] if request is not None else None
+
+    def __call__(self, url):
+        if not url or self.request is None:
+            return url
+        url = str(url)
+        if url.startswith("/") and not url.startswith("//") and "/./" not in url and "/../" not in url:
+            return iri_to_uri(self.site + url)  # what build_absolute_uri answers for a path
+        return self.request.build_absolute_uri(url)
+
+
+class AbsoluteURLField(serializers.CharField):
     def to_representation(self, value):
-        request = self.context.get("request")
-        return request.build_absolute_uri(value) if value and request is not None else value
+        return AbsoluteURLs(self.context.get("request"))(value)
 
 
 class RecommendedItemSerializer(serializers.Serializer):
@@ -61,13 +76,40 @@ class RecommendedItemSerializer(serializers.Serializer):
     explanation = serializers.CharField(help_text=_("Why it is recommended, as a sentence in the shopper's language."))
 
 
+_PRICE = serializers.DecimalField(max_digits=None, decimal_places=2, allow_null=True)
+
+
 class RecommendationsSerializer(serializers.Serializer):
+    """The fields say what is answered (the schema); to_representation writes it in one pass, since
+    serializing field by field cost more than ranking a cached placement. A test checks that both agree."""
+
     placement = serializers.CharField(source="placement.slug")
     recommendation_id = serializers.CharField(
         help_text=_("Marks what was shown: send it with the impression and click events of these items.")
     )
     heading = serializers.CharField()
     items = RecommendedItemSerializer(many=True)
+
+    def to_representation(self, instance):
+        absolute = AbsoluteURLs(self.context.get("request"))
+        return {
+            "placement": instance.placement.slug,
+            "recommendation_id": instance.recommendation_id,
+            "heading": str(instance.heading),
+            "items": [
+                {
+                    "product_id": str(item.product.id),
+                    "title": str(item.product.title),
+                    "price": None if item.product.price is None else _PRICE.to_representation(item.product.price),
+                    "category": str(item.product.category),
+                    "url": absolute(item.product.url),
+                    "click_url": absolute(item.click_url),
+                    "reason": item.reason,
+                    "explanation": str(item.explanation),
+                }
+                for item in instance.items
+            ],
+        }
 
 
 class EventListSerializer(serializers.ListSerializer):

@@ -32,6 +32,8 @@ MODELS = {
     Strategy.TRENDING: (),
     Strategy.POPULAR: (),
 }
+#: Shoppers scored in one forward pass when precomputing (a batch's scores: SCORE_BATCH x products floats).
+SCORE_BATCH = 256
 # Scores at or below this are the models' masked entries (padding, unknown, excluded items).
 _MASKED = -1e8
 
@@ -77,6 +79,14 @@ def generate(strategy, context):
         return STRATEGIES[strategy](context)
 
 
+def generate_many(strategy, contexts):
+    """[generate(strategy, context) for each context], with one forward pass per batch of shoppers
+    for the strategies that score shoppers from their orders (precomputing; torch's threads all used)."""
+    if strategy in BATCHED:
+        return BATCHED[strategy](contexts)
+    return [generate(strategy, context) for context in contexts]
+
+
 @contextlib.contextmanager
 def _one_thread():
     """Scores one shopper on one thread: for a single row, torch's thread pool costs more than it
@@ -93,43 +103,82 @@ def _one_thread():
 
 
 def for_you(context):
+    return for_you_many([context])[0]
+
+
+def for_you_many(contexts):
+    """for_you of many shoppers with one forward pass per batch (what precompute uses)."""
     checkpoint = _require(ModelKind.AUTOENCODER, ShopperAutoencoder)
-    history = context.history
-    session = _session_items(context)
-    baskets = [b for b in (_encode(checkpoint, basket) for basket in history.baskets + (session,)) if len(b)]
-    if not baskets:
-        return []
-    scores = score_shoppers(checkpoint.model, BasketSequences.from_baskets([baskets], checkpoint.vocabulary))[0]
-    items, values = _top(scores, context.pool, exclude=np.concatenate(baskets))
-    return _explained(checkpoint, items, values, Strategy.FOR_YOU, context)
+
+    def steps(context):
+        session = _session_items(context)
+        return [b for b in (_encode(checkpoint, basket) for basket in context.history.baskets + (session,)) if len(b)]
+
+    def top(context, baskets, scores):
+        items, values = _top(scores, context.pool, exclude=np.concatenate(baskets))
+        return _explained(checkpoint, items, values, Strategy.FOR_YOU, context)
+
+    return _scored(checkpoint, contexts, steps, top)
 
 
 def next_basket(context):
+    return next_basket_many([context])[0]
+
+
+def next_basket_many(contexts):
     checkpoint = _require(ModelKind.NEXT_BASKET, NextBasketCNN)
-    baskets = _encoded_baskets(checkpoint, context.history)
-    if not baskets:
-        session = _encode(checkpoint, _session_items(context))
-        baskets = [session] if len(session) else []
-    if not baskets:
-        return []
-    scores = score_shoppers(checkpoint.model, BasketSequences.from_baskets([baskets], checkpoint.vocabulary))[0]
-    items, values = _top(scores, context.pool)
-    return _explained(checkpoint, items, values, Strategy.NEXT_BASKET, context)
+
+    def steps(context):
+        baskets = _encoded_baskets(checkpoint, context.history)
+        if not baskets:
+            session = _encode(checkpoint, _session_items(context))
+            baskets = [session] if len(session) else []
+        return baskets
+
+    def top(context, baskets, scores):
+        items, values = _top(scores, context.pool)
+        return _explained(checkpoint, items, values, Strategy.NEXT_BASKET, context)
+
+    return _scored(checkpoint, contexts, steps, top)
 
 
 def buy_again(context):
-    if not context.history.baskets:
-        return []
+    return buy_again_many([context])[0]
+
+
+def buy_again_many(contexts):
+    if not any(context.history.baskets for context in contexts):
+        return [[] for _ in contexts]
     checkpoint = _require(ModelKind.NEXT_BASKET, NextBasketCNN)
-    baskets = _encoded_baskets(checkpoint, context.history)
-    bought = _encode(checkpoint, list(context.history.bought))
-    if not len(bought):
-        return []
-    scores = score_shoppers(checkpoint.model, BasketSequences.from_baskets([baskets], checkpoint.vocabulary))[0]
-    only_bought = torch.full_like(scores, -torch.inf)
-    only_bought[torch.from_numpy(bought)] = scores[torch.from_numpy(bought)]
-    items, values = _top(only_bought, context.pool)
-    return _explained(checkpoint, items, values, Strategy.BUY_AGAIN, context)
+
+    def steps(context):
+        if not len(_encode(checkpoint, list(context.history.bought))):
+            return []
+        return _encoded_baskets(checkpoint, context.history)
+
+    def top(context, baskets, scores):
+        bought = torch.from_numpy(_encode(checkpoint, list(context.history.bought)))
+        only_bought = torch.full_like(scores, -torch.inf)
+        only_bought[bought] = scores[bought]
+        items, values = _top(only_bought, context.pool)
+        return _explained(checkpoint, items, values, Strategy.BUY_AGAIN, context)
+
+    return _scored(checkpoint, contexts, steps, top)
+
+
+def _scored(checkpoint, contexts, steps, top):
+    """[candidates per context]: `steps(context)` gives the shopper's encoded baskets (none: no
+    candidates), the model scores every shopper with baskets in batches of SCORE_BATCH, and
+    `top(context, baskets, scores)` turns one row of scores into candidates."""
+    baskets = [steps(context) for context in contexts]
+    found = [[] for _ in contexts]
+    scored = [n for n, shopper_baskets in enumerate(baskets) if shopper_baskets]
+    for start in range(0, len(scored), SCORE_BATCH):
+        part = scored[start : start + SCORE_BATCH]
+        sequences = BasketSequences.from_baskets([baskets[n] for n in part], checkpoint.vocabulary)
+        for n, scores in zip(part, score_shoppers(checkpoint.model, sequences)):
+            found[n] = top(contexts[n], baskets[n], scores)
+    return found
 
 
 def cart_completion(context):
@@ -202,6 +251,12 @@ STRATEGIES = {
     Strategy.SIMILAR: similar,
     Strategy.TRENDING: trending,
     Strategy.POPULAR: popular,
+}
+
+BATCHED = {
+    Strategy.FOR_YOU: for_you_many,
+    Strategy.NEXT_BASKET: next_basket_many,
+    Strategy.BUY_AGAIN: buy_again_many,
 }
 
 

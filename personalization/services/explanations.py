@@ -3,7 +3,7 @@
 Codes are cached and stored with the candidates; the text is written when a page is served, so
 each shopper reads it in their own language.
 """
-from django.utils.translation import gettext, gettext_lazy as _, ngettext
+from django.utils.translation import gettext, gettext_lazy as _, gettext_noop, ngettext
 
 from personalization.models import Placement
 
@@ -36,6 +36,17 @@ HEADINGS = {
 }
 
 
+#: Sentences that name the product a reason refers to (translated when served: one lookup per item).
+_ANCHORED = {
+    BECAUSE_OFTEN_BOUGHT: gettext_noop("Because you often buy %(product)s"),
+    BECAUSE_BOUGHT: gettext_noop("Because you bought %(product)s"),
+    BECAUSE_VIEWED: gettext_noop("Because you looked at %(product)s"),
+    WITH_CART: gettext_noop("Goes with %(product)s in your cart"),
+    BOUGHT_TOGETHER: gettext_noop("Often bought with %(product)s"),
+    SIMILAR: gettext_noop("Similar to %(product)s"),
+}
+
+
 def explain(reason, *, anchor_title="", count=0, category=""):
     """The sentence for a reason code; `anchor_title` names the product it refers to."""
     if reason == REPEAT:
@@ -46,17 +57,8 @@ def explain(reason, *, anchor_title="", count=0, category=""):
         return gettext("You bought this before")
     if reason == VIEWED:
         return gettext("You looked at this recently")
-    if anchor_title:
-        anchored = {
-            BECAUSE_OFTEN_BOUGHT: gettext("Because you often buy %(product)s"),
-            BECAUSE_BOUGHT: gettext("Because you bought %(product)s"),
-            BECAUSE_VIEWED: gettext("Because you looked at %(product)s"),
-            WITH_CART: gettext("Goes with %(product)s in your cart"),
-            BOUGHT_TOGETHER: gettext("Often bought with %(product)s"),
-            SIMILAR: gettext("Similar to %(product)s"),
-        }.get(reason)
-        if anchored:
-            return anchored % {"product": anchor_title}
+    if anchor_title and reason in _ANCHORED:
+        return gettext(_ANCHORED[reason]) % {"product": anchor_title}
     if reason == TRENDING:
         return gettext("Trending this week")
     if reason == POPULAR and category:

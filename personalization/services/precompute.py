@@ -2,8 +2,8 @@
 
 Activating a model makes every cached recommendation stale (the cache key names the model version),
 so after a retrain the workers compute the recommendations of recently active shoppers, shard by
-shard (`personalization.tasks.precompute_recommendations`), and their first page view is served
-from the cache. Only a cache the web processes share (Redis, see README "Operations") makes this
+shard (`personalization.tasks.precompute_recommendations`), a batch of shoppers at a time, and
+their first page view is served from the cache (the shop's rules still run on live data then). Only a cache the web processes share (Redis, see README "Operations") makes this
 useful; what is computed lives as long as ranking caches it.
 """
 from datetime import timedelta
@@ -18,6 +18,8 @@ from personalization.services import ranking
 
 #: Shoppers per precompute task.
 SHARD_SIZE = 500
+#: Shoppers ranked together (one history query, one forward pass per model).
+BATCH_SIZE = 250
 
 
 def placements():
@@ -52,22 +54,21 @@ def shards(size=SHARD_SIZE, now=None):
     return [(ids[start], ids[min(start + size, len(ids)) - 1]) for start in range(0, len(ids), size)]
 
 
-def warm(user_id, shown=None):
-    """Computes, and so caches, the recommendations of each placement in `shown` (default:
-    placements()) for one signed-in shopper."""
-    shopper = Shopper(user_id=user_id)
-    for placement in placements() if shown is None else shown:
-        ranking.recommend(placement, shopper)
+def warm(user_ids, shown=None):
+    """Computes and caches the recommendations of each placement in `shown` (default: placements())
+    for the signed-in shoppers `user_ids`, in batches (ranking.precompute: one history query and one
+    forward pass per batch). Returns how many shoppers."""
+    shown = placements() if shown is None else shown
+    user_ids = list(user_ids)
+    if not shown:
+        return 0
+    for placement in shown:
+        for start in range(0, len(user_ids), BATCH_SIZE):
+            ranking.precompute(placement, user_ids[start : start + BATCH_SIZE])
+    return len(user_ids)
 
 
 def warm_range(first, last, now=None):
     """Warms the recommendations of the recently active shoppers from `first` to `last`; returns
     how many shoppers."""
-    shown = placements()
-    if not shown:
-        return 0
-    count = 0
-    for user_id in recent_shoppers(first, last, now).iterator():
-        warm(user_id, shown)
-        count += 1
-    return count
+    return warm(recent_shoppers(first, last, now))

@@ -31,6 +31,9 @@ logger = logging.getLogger("personalization.ranking")
 Strategy = Placement.Strategy
 
 CACHE_SECONDS = 10 * 60
+#: How long precomputed shortlists are kept: until the shopper's next event or a new model makes
+#: them unreachable anyway (their key names both), or a day (as long as a version token lives).
+PRECOMPUTED_SECONDS = 24 * 60 * 60
 PLACEMENT_CACHE_SECONDS = 60
 #: The placement `{% cart_predictions %}` and `cart_predictions()` serve.
 CART_PREDICTIONS_SLUG = "cart-completion"
@@ -111,11 +114,12 @@ def recommend(placement, shopper, *, product_id=None, cart_product_ids=None, lim
             logger.exception("Recommendations of placement %r failed; serving popular products", placement.slug)
             items = _popular_only(placement, product_id, cart_product_ids, exclude_product_ids, limit)
         strategy = items[0][0].strategy if items else strategy
+    links = _ClickLinks(recommendation_id, placement.slug)
     return Recommendations(
         placement=placement,
         recommendation_id=recommendation_id,
         heading=explanations.heading(placement, strategy),
-        items=[_item(candidate, info, anchor, recommendation_id, placement) for candidate, info, anchor in items],
+        items=[_item(candidate, info, anchor, links) for candidate, info, anchor in items] if items else [],
     )
 
 
@@ -276,24 +280,14 @@ def _read_state(shopper, models):
 
 def _pinned_shortlist(placement, chain, models, shopper, version, product_id, cart_product_ids, limit):
     version, new_version = events.shopper_version_of(shopper, cached=version)
-    who = f"{shopper.user_id or ''}:{shopper.session_key}:{version}" if shopper else "nobody"
-    cart_part = "-" if cart_product_ids is None else _digest(sorted(str(p) for p in cart_product_ids))
-    stamp = placement.updated_at.timestamp() if placement.updated_at else 0
-    key = "personalization:recs:" + _digest(
-        [placement.pk or placement.slug, stamp, limit, who, product_id or "", cart_part]
-        + [sources.model_token(kind) for kind in models]
-    )
+    key = _shortlist_key(placement, models, shopper, version, product_id, cart_product_ids, limit)
     cached = None if new_version else cache.get(key)  # nothing is cached under a token made just now
     if cached is not None:
         return cached
     history, history_key = shoppers.history_of(shopper, version=version, new_version=new_version, write=False)
     cart = history.cart if cart_product_ids is None else tuple(str(p) for p in cart_product_ids)
     context = sources.Context(history=history, product_id=product_id, cart=cart, pool=_pool_size(placement, limit))
-    shortlist = Shortlist(
-        candidates=_from_chain(placement, chain, context),
-        cart=cart,
-        favourites=tuple((p, history.bought[p]) for p in history.favourites()),
-    )
+    shortlist = _shortlist_of(placement, chain, context)
     if history_key is not None and shoppers.CACHE_SECONDS == CACHE_SECONDS:  # the history just read too, at once
         cache.set_many({key: shortlist, history_key: history}, CACHE_SECONDS)
     else:
@@ -303,12 +297,33 @@ def _pinned_shortlist(placement, chain, models, shopper, version, product_id, ca
     return shortlist
 
 
-def _from_chain(placement, chain, context):
+def _shortlist_key(placement, models, shopper, version, product_id, cart_product_ids, limit):
+    who = f"{shopper.user_id or ''}:{shopper.session_key}:{version}" if shopper else "nobody"
+    cart_part = "-" if cart_product_ids is None else _digest(sorted(str(p) for p in cart_product_ids))
+    stamp = placement.updated_at.timestamp() if placement.updated_at else 0
+    return "personalization:recs:" + _digest(
+        [placement.pk or placement.slug, stamp, limit, who, product_id or "", cart_part]
+        + [sources.model_token(kind) for kind in models]
+    )
+
+
+def _shortlist_of(placement, chain, context, ready=None):
+    history = context.history
+    return Shortlist(
+        candidates=_from_chain(placement, chain, context, ready),
+        cart=context.cart,
+        favourites=tuple((p, history.bought[p]) for p in history.favourites()),
+    )
+
+
+def _from_chain(placement, chain, context, ready=None):
+    """The candidates of the chain's strategies in turn until the pool is full. `ready`: the first
+    strategy's candidates, already generated with other shoppers'."""
     bought = set() if placement.shows_repeats else set(context.history.bought)
     found, seen = [], bought | {context.product_id}
     for strategy in chain:
         try:
-            generated = sources.generate(strategy, context)
+            generated = ready if ready is not None and strategy == chain[0] else sources.generate(strategy, context)
         except sources.ModelUnavailable as reason:
             logger.info("Placement %r: %s; falling back", placement.slug, reason)
             continue
@@ -322,6 +337,45 @@ def _from_chain(placement, chain, context):
         if len(found) >= context.pool:
             break
     return found
+
+
+def precompute(placement, user_ids):
+    """Computes and caches the shortlists of `placement` (its default limit, no page product, the
+    recorded cart) for the signed-in shoppers `user_ids`, as their first request would: their
+    histories in one query, the first strategy's model run once per batch of shoppers, one cache
+    write. Shoppers who opted out are left out. Returns how many shortlists were cached."""
+    if not placement.active:
+        return 0
+    chain = _chain(placement)
+    models = sorted({kind for strategy in chain for kind in sources.MODELS[strategy]})
+    opted_out = privacy.opted_out_users(user_ids)
+    owners = [events.Shopper(user_id=user_id) for user_id in user_ids if str(user_id) not in opted_out]
+    if not owners:
+        return 0
+    limit = _limit(None, placement)
+    with registry.pinned(_read_state(events.Shopper(), models)["models"]):
+        versions = events.shopper_versions(owners)
+        histories = shoppers.read_histories([owner.user_id for owner in owners])
+        contexts = [
+            sources.Context(history=history, product_id=None, cart=history.cart, pool=_pool_size(placement, limit))
+            for history in histories
+        ]
+        try:
+            first = sources.generate_many(chain[0], contexts)
+        except sources.ModelUnavailable as reason:  # each shopper goes on down the chain, as a request would
+            logger.info("Placement %r: %s; falling back", placement.slug, reason)
+            first = [[]] * len(contexts)
+        except Exception:
+            logger.exception("Strategy %s of placement %r failed; falling back", chain[0], placement.slug)
+            first = [[]] * len(contexts)
+        entries = {
+            _shortlist_key(placement, models, owner, version, None, None, limit): _shortlist_of(
+                placement, chain, context, ready
+            )
+            for owner, version, context, ready in zip(owners, versions, contexts, first)
+        }
+    cache.set_many(entries, PRECOMPUTED_SECONDS)
+    return len(entries)
 
 
 def _digest(parts):
@@ -414,7 +468,7 @@ def _popular_only(placement, product_id, cart_product_ids, exclude, limit):
         return []
 
 
-def _item(candidate, product, anchor, recommendation_id, placement):
+def _item(candidate, product, anchor, links):
     text = explanations.explain(
         candidate.reason,
         anchor_title=anchor.title if anchor is not None else "",
@@ -427,13 +481,26 @@ def _item(candidate, product, anchor, recommendation_id, placement):
         reason=candidate.reason,
         explanation=text,
         strategy=candidate.strategy,
-        click_url=click_url(recommendation_id, product, placement.slug),
+        click_url=links.url(product),
     )
 
 
-def click_url(recommendation_id, product, placement_slug):
-    """The tracked link to a recommended product; its page URL when the plugin's URLs are not installed."""
-    try:
-        return reverse("personalization:click", args=[attribution.click_token(recommendation_id, product.id, placement_slug)])
-    except NoReverseMatch:
-        return product.url
+class _ClickLinks:
+    """The tracked links of one Recommendations: each a signed token naming the recommendation, the
+    product and the placement, in the plugin's click URL (resolved once, not once per item); the
+    product's own page when the plugin's URLs are not installed."""
+
+    _MARK = "0token0"
+
+    def __init__(self, recommendation_id, placement_slug):
+        self.recommendation_id, self.placement_slug = recommendation_id, placement_slug
+        try:
+            self.template = reverse("personalization:click", args=[self._MARK])
+        except NoReverseMatch:
+            self.template = None
+
+    def url(self, product):
+        if self.template is None:
+            return product.url
+        token = attribution.click_token(self.recommendation_id, product.id, self.placement_slug)
+        return self.template.replace(self._MARK, token, 1)

@@ -77,6 +77,21 @@ def read_history(shopper):
     return summarize(rows, now=timezone.now())
 
 
+def read_histories(user_ids):
+    """[ShopperHistory] of signed-in shoppers, in the order of `user_ids`, read in one query
+    (precomputing: as read_history for each)."""
+    rows_of = {str(user_id): [] for user_id in user_ids}
+    rows = (
+        Event.objects.filter(user_id__in=list(rows_of), kind__in=_KINDS)
+        .order_by("user_id", "created_at", "id")
+        .values_list("user_id", "kind", "product_id", "order_id", "quantity", "created_at")
+    )
+    for user_id, *row in rows.iterator(chunk_size=5000):
+        rows_of[user_id].append(tuple(row))
+    now = timezone.now()
+    return [summarize(rows_of[str(user_id)][-MAX_EVENTS:], now=now) for user_id in user_ids]
+
+
 def summarize(rows, now):
     """(kind, product_id, order_id, quantity, created_at) rows, oldest first -> ShopperHistory."""
     baskets, basket_of_order = [], {}

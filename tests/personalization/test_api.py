@@ -503,3 +503,21 @@ def test_the_adapter_reads_a_signed_in_or_anonymous_shoppers_cart(make_product):
     assert [(line.product_id, line.quantity) for line in mine] == [(str(apples.pk), 2)]
     assert [(line.product_id, line.quantity) for line in theirs] == [(str(pears.pk), 1)]
     assert get_adapter().cart_lines() == []
+
+
+@pytest.mark.parametrize("host", ["testserver", "shop.example:8443"])
+def test_the_recommendations_answer_holds_exactly_what_its_schema_fields_say(trained, rf, settings, host):
+    """RecommendationsSerializer writes its answer in one pass; serializing it field by field (what
+    the schema documents) gives the same data."""
+    from rest_framework import serializers as drf
+
+    from personalization.api.serializers import RecommendationsSerializer
+
+    settings.ALLOWED_HOSTS = ["testserver", "shop.example"]
+    shopper = trained.shoppers["dairy"][0]
+    request = rf.get("/api/personalization/recommendations/", HTTP_HOST=host, secure=host != "testserver")
+    for slug in ("home-for-you", "home-buy-again"):
+        found = ranking.recommend(Placement.objects.get(slug=slug), events.Shopper(user_id=shopper.pk))
+        serializer = RecommendationsSerializer(found, context={"request": request})
+        assert found.items
+        assert serializer.data == drf.Serializer.to_representation(serializer, found)
