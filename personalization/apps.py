@@ -14,10 +14,14 @@ class PersonalizationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from django.db.models.signals import post_save
+
         from personalization import charts, checks, receivers, schedules  # noqa: F401  (registers the checks)
+        from personalization.models import OptOut
 
         post_migrate.connect(schedules.create_schedules, sender=self, dispatch_uid="personalization.schedules")
         post_migrate.connect(charts.create_charts, sender=self, dispatch_uid="personalization.charts")
+        post_save.connect(receivers.opt_out_saved, sender=OptOut, dispatch_uid="personalization.opt_out_saved")
 
         try:
             receivers.connect()

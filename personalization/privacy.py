@@ -61,6 +61,17 @@ def opt_out(user=None, session_key=""):
     cache.set(_cache_key(getattr(user, "pk", None), session_key), True, _CACHE_SECONDS)
 
 
+def opt_out_recorded(opt_out_row):
+    """What a saved OptOut means at once, however it was made (opt_out, the admin, a shell): the
+    shopper's answer is cached, and their version token renewed, so that no recommendation cached
+    for them before is served again (ranking serves a cached shortlist without asking)."""
+    from personalization import events
+
+    user_id, session_key = opt_out_row.user_id, opt_out_row.session_key or ""
+    cache.set(_cache_key(user_id, session_key), True, _CACHE_SECONDS)
+    events.renew_shopper_versions([(user_id, session_key)])
+
+
 def opt_in(user=None, session_key=""):
     """Undoes opt_out: tracking and personalization resume from now on."""
     owner = {"user": user} if user is not None else {"session_key": session_key}

@@ -111,6 +111,11 @@ def user_deleted(sender, instance, **kwargs):
     privacy.forget(user_id=instance.pk)
 
 
+@never_raise
+def opt_out_saved(sender, instance, **kwargs):
+    privacy.opt_out_recorded(instance)
+
+
 def connect():
     """Connects the handlers to the signals the configured adapter names."""
     adapter = get_adapter()

@@ -255,12 +255,22 @@ def _shortlist(placement, shopper, product_id, cart_product_ids, limit):
     chain = _chain(placement)
     models = sorted({kind for strategy in chain for kind in sources.MODELS[strategy]})
     found = _read_state(shopper, models)
-    if shopper and privacy.is_opted_out(shopper.user_id, shopper.session_key, cached=found["opted_out"]):
-        # Nothing personal; and what was cached before they opted out must not come back if they opt in.
-        events.renew_shopper_versions([(shopper.user_id, shopper.session_key)])
-        shopper, found["version"] = events.Shopper(), None
+    version, looked_up = found["version"], False
     with registry.pinned(found["models"]):
-        return _pinned_shortlist(placement, chain, models, shopper, found["version"], product_id, cart_product_ids, limit)
+        if shopper and version not in (None, privacy.NOT_CACHED) and found["opted_out"] is not True:
+            # Cached under the shopper's current token, so computed while they had not opted out:
+            # opting out renews the token (privacy.opt_out_recorded). Served without asking again.
+            key = _shortlist_key(placement, models, shopper, version, product_id, cart_product_ids, limit)
+            cached, looked_up = cache.get(key), True
+            if cached is not None:
+                return cached
+        if shopper and privacy.is_opted_out(shopper.user_id, shopper.session_key, cached=found["opted_out"]):
+            # Nothing personal; and what was cached before they opted out must not come back if they opt in.
+            events.renew_shopper_versions([(shopper.user_id, shopper.session_key)])
+            shopper, version, looked_up = events.Shopper(), None, False
+        return _pinned_shortlist(
+            placement, chain, models, shopper, version, product_id, cart_product_ids, limit, looked_up=looked_up
+        )
 
 
 def _read_state(shopper, models):
@@ -278,10 +288,12 @@ def _read_state(shopper, models):
     }
 
 
-def _pinned_shortlist(placement, chain, models, shopper, version, product_id, cart_product_ids, limit):
+def _pinned_shortlist(placement, chain, models, shopper, version, product_id, cart_product_ids, limit, looked_up=False):
+    """The shortlist from the cache, else computed and cached; `looked_up`: the caller found nothing
+    under this shopper's `version` already."""
     version, new_version = events.shopper_version_of(shopper, cached=version)
     key = _shortlist_key(placement, models, shopper, version, product_id, cart_product_ids, limit)
-    cached = None if new_version else cache.get(key)  # nothing is cached under a token made just now
+    cached = None if new_version or looked_up else cache.get(key)  # nothing is cached under a token made just now
     if cached is not None:
         return cached
     history, history_key = shoppers.history_of(shopper, version=version, new_version=new_version, write=False)

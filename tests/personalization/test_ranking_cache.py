@@ -101,3 +101,22 @@ def test_after_opting_out_and_back_in_nothing_from_before_is_shown(trained):
 
     assert Strategy.FOR_YOU not in {item.strategy for item in while_out}
     assert Strategy.FOR_YOU not in {item.strategy for item in back_in}  # their history was erased
+
+
+@pytest.mark.parametrize("cached_answer", [True, False], ids=["answer-cached", "answer-expired"])
+def test_an_opt_out_made_in_the_admin_stops_cached_recommendations_at_once(trained, cached_answer):
+    """A cached shortlist is served without asking whether the shopper opted out: any new OptOut
+    row (the admin makes them without privacy.opt_out) renews the shopper's version token."""
+    from django.core.cache import cache
+
+    from personalization.models import OptOut
+
+    dairy = trained.shoppers["dairy"][0]
+    unit = for_you()
+    assert {item.strategy for item in ranking.recommend(unit, Shopper(user_id=dairy.pk))} == {Strategy.FOR_YOU}
+
+    OptOut.objects.create(user=dairy)
+    if not cached_answer:
+        cache.delete(privacy.opt_out_cache_key(dairy.pk))
+
+    assert Strategy.FOR_YOU not in {item.strategy for item in ranking.recommend(unit, Shopper(user_id=dairy.pk))}
