@@ -14,6 +14,7 @@ from django.core.signals import setting_changed
 from django.db.models.signals import post_save
 
 from personalization.conf import settings
+from personalization.prepared import RowsByKey
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,7 @@ class ModelAdapter(StoreAdapter):
         if plan is None:
             return {pid: ProductDraft(info, None) for pid, info in self._product_instances(product_ids).items()}
         names, at, attnames, instance_keys = plan
-        rows = self.product_model._default_manager.filter(pk__in=list(product_ids)).values_list(*names)
+        rows = self._rows_by_key(product_ids)
         found = {}
         for row in rows:
             value = lambda key: row[at[key]] if key in at else None  # noqa: E731
@@ -332,6 +333,7 @@ class ModelAdapter(StoreAdapter):
                 names.append(name)
             at[("column", name)] = names.index(name)
         self._plan = (names, at, attnames, tuple(instance_keys))
+        self._rows_by_key = RowsByKey(self.product_model, names)
         return self._plan
 
     def _product_instances(self, product_ids):
