@@ -15,7 +15,7 @@ DATABASES["default"]["CONN_MAX_AGE"] = 600  # noqa: F405
 if os.environ.get("BENCH_REDIS_URL"):
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "django_redis.cache.RedisCache",  # as the demo store's CACHE_URL
             "LOCATION": os.environ["BENCH_REDIS_URL"],
             "KEY_PREFIX": os.environ["BENCH_CACHE_PREFIX"],
         }
