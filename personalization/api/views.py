@@ -96,12 +96,11 @@ class RecommendationsView(ShopperAPIView):
     def get(self, request):
         query = validated(serializers.RecommendationsQuery, request.query_params)
         try:
-            placement = ranking.placement_by_slug(query["placement"])
+            found = ranking.recommend_slug(
+                query["placement"], shopper_of(request), product_id=query.get("product"), limit=query.get("limit")
+            )
         except Placement.DoesNotExist:
             raise exceptions.UnknownPlacement(f"There is no placement {query['placement']!r}.") from None
-        found = ranking.recommend(
-            placement, shopper_of(request), product_id=query.get("product"), limit=query.get("limit")
-        )
         return Response(serializers.RecommendationsSerializer(found, context={"request": request}).data)
 
 

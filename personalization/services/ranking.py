@@ -94,21 +94,25 @@ def _product_dict(product):
 # Public entry points -----------------------------------------------------------------------
 
 
-def recommend(placement, shopper, *, product_id=None, cart_product_ids=None, limit=None, exclude_product_ids=()):
+def recommend(
+    placement, shopper, *, product_id=None, cart_product_ids=None, limit=None, exclude_product_ids=(), state=None
+):
     """Recommendations of `placement` for `shopper` (an events.Shopper; empty for nobody known).
 
     `product_id`: the product of the page (bought together, similar; never recommended itself).
     `cart_product_ids`: what the cart holds; None reads it from the shopper's cart events.
     `limit`: at most this many items (default: the placement's). `exclude_product_ids`: products
-    already shown on the page. Never raises; an inactive placement gives no items.
+    already shown on the page. `state`: what _read_state read for this shopper (recommend_slug).
+    Never raises; an inactive placement gives no items.
     """
     recommendation_id = uuid.uuid4().hex
-    limit = _limit(limit, placement)
+    requested, limit = limit, _limit(limit, placement)
     product_id = None if product_id in (None, "") else str(product_id)
     items, strategy = [], placement.strategy
     if placement.active:
         try:
-            shortlist = _shortlist(placement, shopper, product_id, cart_product_ids, limit)
+            ask = _Ask(product_id, cart_product_ids, limit, requested)
+            shortlist = _shortlist(placement, shopper, ask, state)
             items = _serve(placement, shortlist, product_id=product_id, exclude=exclude_product_ids, limit=limit)
         except Exception:
             logger.exception("Recommendations of placement %r failed; serving popular products", placement.slug)
@@ -123,14 +127,23 @@ def recommend(placement, shopper, *, product_id=None, cart_product_ids=None, lim
     )
 
 
+def recommend_slug(slug, shopper, **options):
+    """recommend() of the placement `slug`, which is read from the cache in the same round trip as
+    what ranking reads about the shopper. Raises Placement.DoesNotExist for an unknown slug."""
+    placement, state = _placement_and_state(slug, shopper, options)
+    return recommend(placement, shopper, state=state, **options)
+
+
 def recommend_for_slug(slug, request, *, product_id=None, cart_product_ids=None, limit=None):
     """Recommendations of the placement `slug` for the shopper of `request`.
 
     Raises Placement.DoesNotExist for an unknown slug. Products already shown on this request's page
-    by other placements are left out (and these are added to them). Otherwise as `recommend`.
+    by other placements are left out (and these are added to them). Otherwise as `recommend_slug`.
     """
-    placement = placement_by_slug(slug)
-    return _for_page(request, placement, product_id=product_id, cart_product_ids=cart_product_ids, limit=limit)
+    shopper = shopper_for(request)
+    options = {"product_id": product_id, "cart_product_ids": cart_product_ids, "limit": limit}
+    placement, state = _placement_and_state(slug, shopper, options)
+    return _for_page(request, placement, shopper=shopper, state=state, **options)
 
 
 def cart_predictions(shopper, cart_product_ids=None, *, limit=None, exclude_product_ids=()):
@@ -151,14 +164,29 @@ def shopper_for(request):
     return events.shopper_from(request)
 
 
-def placement_by_slug(slug):
-    """The Placement with this slug (cached briefly); raises Placement.DoesNotExist."""
+def placement_by_slug(slug, cached=None):
+    """The Placement with this slug (cached briefly); raises Placement.DoesNotExist. `cached`: what the
+    caller read from the cache under Placement.cache_key(slug) (None: read it here)."""
     key = Placement.cache_key(slug)
-    placement = cache.get(key)
-    if placement is None:
+    placement = cache.get(key) if cached is None else cached
+    if placement is None or placement is privacy.NOT_CACHED:
         placement = Placement.objects.get(slug=slug)
         cache.set(key, placement, PLACEMENT_CACHE_SECONDS)
     return placement
+
+
+def _placement_and_state(slug, shopper, options):
+    """(the placement `slug`, what _shortlist reads from the cache for `shopper` and recommend's
+    `options`), in one round trip (the state of every model a strategy may need, since the placement
+    is not known yet). When the cache fails, the state is left to _shortlist, which falls back to
+    popular products."""
+    slot = _slot_key(slug, shopper, options.get("limit"), options.get("product_id"), options.get("cart_product_ids"))
+    try:
+        state = _read_state(shopper, _ALL_MODELS, placement_slug=slug, slot=slot)
+    except Exception:
+        logger.exception("Could not read the state of placement %r from the cache", slug)
+        return placement_by_slug(slug), None
+    return placement_by_slug(slug, cached=state.pop("placement")), state
 
 
 def cart_placement():
@@ -208,9 +236,10 @@ def shown_on_page(request):
     return shown
 
 
-def _for_page(request, placement, **options):
+def _for_page(request, placement, shopper=None, **options):
     shown = shown_on_page(request)
-    found = recommend(placement, shopper_for(request), exclude_product_ids=frozenset(shown), **options)
+    shopper = shopper if shopper is not None else shopper_for(request)
+    found = recommend(placement, shopper, exclude_product_ids=frozenset(shown), **options)
     shown.update(found.product_ids)
     return found
 
@@ -247,76 +276,116 @@ def _pool_size(placement, limit):
     return size * 5 if placement.included_categories else size
 
 
-def _shortlist(placement, shopper, product_id, cart_product_ids, limit):
-    """The Shortlist, cached under the shopper's version token and the loaded model versions.
+@dataclass(frozen=True)
+class _Ask:
+    """What a shortlist is for, besides the placement and the shopper."""
 
-    The shopper's opt-out, version token and the active model versions are read in one cache round
-    trip, and the model versions stay pinned while the shortlist is built (the key names what serves)."""
+    product_id: str | None
+    cart_product_ids: object  # None: the cart recorded for the shopper
+    limit: int
+    requested: object  # the limit as the caller asked for it (None: the placement's)
+
+
+def _shortlist(placement, shopper, ask, state=None):
+    """The Shortlist, cached in a slot per shopper, placement and ask, and valid while the shopper's
+    version token, the placement and the loaded model versions are the ones it was computed for.
+
+    The placement (recommend_slug), the shopper's opt-out and version token, the active model
+    versions and the slot are read in one cache round trip (`state`: already read), and the model
+    versions stay pinned while the shortlist is built."""
     chain = _chain(placement)
     models = sorted({kind for strategy in chain for kind in sources.MODELS[strategy]})
-    found = _read_state(shopper, models)
-    version, looked_up = found["version"], False
-    with registry.pinned(found["models"]):
-        if shopper and version not in (None, privacy.NOT_CACHED) and found["opted_out"] is not True:
-            # Cached under the shopper's current token, so computed while they had not opted out:
-            # opting out renews the token (privacy.opt_out_recorded). Served without asking again.
-            key = _shortlist_key(placement, models, shopper, version, product_id, cart_product_ids, limit)
-            cached, looked_up = cache.get(key), True
+    if state is None:
+        slot = _slot_key(placement.slug, shopper, ask.requested, ask.product_id, ask.cart_product_ids)
+        state = _read_state(shopper, models, slot=slot)
+    version, looked_up = state["version"], False
+    with registry.pinned(state["models"]):
+        if shopper and version not in (None, privacy.NOT_CACHED) and state["opted_out"] is not True:
+            # Computed under the shopper's current token, so while they had not opted out: opting
+            # out renews the token (privacy.opt_out_recorded). Served without asking again.
+            cached, looked_up = _valid(state["slot"], _check(placement, models, version, ask.limit)), True
             if cached is not None:
                 return cached
-        if shopper and privacy.is_opted_out(shopper.user_id, shopper.session_key, cached=found["opted_out"]):
+        if shopper and privacy.is_opted_out(shopper.user_id, shopper.session_key, cached=state["opted_out"]):
             # Nothing personal; and what was cached before they opted out must not come back if they opt in.
             events.renew_shopper_versions([(shopper.user_id, shopper.session_key)])
             shopper, version, looked_up = events.Shopper(), None, False
-        return _pinned_shortlist(
-            placement, chain, models, shopper, version, product_id, cart_product_ids, limit, looked_up=looked_up
-        )
+        return _pinned_shortlist(placement, chain, models, shopper, version, ask, looked_up=looked_up)
 
 
-def _read_state(shopper, models):
-    """What _shortlist reads from the cache before its key is known, in one round trip:
-    {"opted_out": cached answer or None, "version": cached token or None, "models": {kind: version id}}."""
+def _read_state(shopper, models, placement_slug=None, slot=None):
+    """What _shortlist reads from the cache, in one round trip: {"opted_out": cached answer or None,
+    "version": cached token or None, "models": {kind: version id}, "slot": what the slot holds},
+    and with `placement_slug`, "placement": the cached placement (privacy.NOT_CACHED: none)."""
     keys = {("model", kind): registry.active_key(kind) for kind in models}
     if shopper:
         keys["opted_out"] = privacy.opt_out_cache_key(shopper.user_id, shopper.session_key)
         keys["version"] = events.shopper_version_key(shopper)
+    if placement_slug is not None:
+        keys["placement"] = Placement.cache_key(placement_slug)
+    if slot is not None:
+        keys["slot"] = slot
     found = cache.get_many(list(keys.values()))
-    return {
+    state = {
         "opted_out": found.get(keys["opted_out"], privacy.NOT_CACHED) if shopper else None,
         "version": found.get(keys["version"], privacy.NOT_CACHED) if shopper else None,
         "models": registry.active_ids(models, cached={kind: found.get(registry.active_key(kind)) for kind in models}),
     }
+    state["slot"] = found.get(slot) if slot is not None else None
+    if placement_slug is not None:
+        state["placement"] = found.get(keys["placement"], privacy.NOT_CACHED)
+    return state
 
 
-def _pinned_shortlist(placement, chain, models, shopper, version, product_id, cart_product_ids, limit, looked_up=False):
-    """The shortlist from the cache, else computed and cached; `looked_up`: the caller found nothing
-    under this shopper's `version` already."""
+#: Every model a strategy reads (what _placement_and_state reads before the placement is known).
+_ALL_MODELS = sorted({kind for kinds in sources.MODELS.values() for kind in kinds})
+
+
+def _pinned_shortlist(placement, chain, models, shopper, version, ask, looked_up=False):
+    """The shortlist from its slot, else computed and stored there; `looked_up`: the caller found
+    nothing valid for this shopper's `version` already."""
     version, new_version = events.shopper_version_of(shopper, cached=version)
-    key = _shortlist_key(placement, models, shopper, version, product_id, cart_product_ids, limit)
-    cached = None if new_version or looked_up else cache.get(key)  # nothing is cached under a token made just now
-    if cached is not None:
-        return cached
+    slot = _slot_key(placement.slug, shopper, ask.requested, ask.product_id, ask.cart_product_ids)
+    check = _check(placement, models, version, ask.limit)
+    if not (new_version or looked_up):  # nothing is cached under a token made just now
+        cached = _valid(cache.get(slot), check)
+        if cached is not None:
+            return cached
     history, history_key = shoppers.history_of(shopper, version=version, new_version=new_version, write=False)
-    cart = history.cart if cart_product_ids is None else tuple(str(p) for p in cart_product_ids)
-    context = sources.Context(history=history, product_id=product_id, cart=cart, pool=_pool_size(placement, limit))
-    shortlist = _shortlist_of(placement, chain, context)
+    cart = history.cart if ask.cart_product_ids is None else tuple(str(p) for p in ask.cart_product_ids)
+    pool = _pool_size(placement, ask.limit)
+    shortlist = _shortlist_of(placement, chain, sources.Context(history, ask.product_id, cart, pool))
     if history_key is not None and shoppers.CACHE_SECONDS == CACHE_SECONDS:  # the history just read too, at once
-        cache.set_many({key: shortlist, history_key: history}, CACHE_SECONDS)
+        cache.set_many({slot: (check, shortlist), history_key: history}, CACHE_SECONDS)
     else:
         if history_key is not None:
             cache.set(history_key, history, shoppers.CACHE_SECONDS)
-        cache.set(key, shortlist, CACHE_SECONDS)
+        cache.set(slot, (check, shortlist), CACHE_SECONDS)
     return shortlist
 
 
-def _shortlist_key(placement, models, shopper, version, product_id, cart_product_ids, limit):
-    who = f"{shopper.user_id or ''}:{shopper.session_key}:{version}" if shopper else "nobody"
-    cart_part = "-" if cart_product_ids is None else _digest(sorted(str(p) for p in cart_product_ids))
+def _slot_key(slug, shopper, requested_limit, product_id, cart_product_ids):
+    """Where the shortlist of one placement, shopper and ask is kept (known before the placement is
+    read: the slug and the limit as asked for). One slot per ask: a newer shortlist replaces the last."""
+    who = f"{shopper.user_id or ''}:{shopper.session_key}" if shopper else "nobody"
+    cart_part = "-" if cart_product_ids is None else sorted(str(p) for p in cart_product_ids)
+    limit_part = "" if requested_limit is None else str(requested_limit)
+    product_part = "" if product_id in (None, "") else str(product_id)
+    return "personalization:recs:" + _digest([slug, limit_part, who, product_part, cart_part])
+
+
+def _check(placement, models, version, limit):
+    """What a shortlist in a slot must have been computed for to be served: the shopper's version
+    token, the placement as saved, the limit and the loaded model versions."""
     stamp = placement.updated_at.timestamp() if placement.updated_at else 0
-    return "personalization:recs:" + _digest(
-        [placement.pk or placement.slug, stamp, limit, who, product_id or "", cart_part]
-        + [sources.model_token(kind) for kind in models]
-    )
+    return _digest([placement.pk or placement.slug, stamp, limit, version or ""] + [sources.model_token(k) for k in models])
+
+
+def _valid(entry, check):
+    """The shortlist of a slot's (check, shortlist) entry when it was computed for `check`, else None."""
+    if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == check:
+        return entry[1]
+    return None
 
 
 def _shortlist_of(placement, chain, context, ready=None):
@@ -365,7 +434,7 @@ def precompute(placement, user_ids):
     if not owners:
         return 0
     limit = _limit(None, placement)
-    with registry.pinned(_read_state(events.Shopper(), models)["models"]):
+    with registry.pinned(registry.active_ids(models)):
         versions = events.shopper_versions(owners)
         histories = shoppers.read_histories([owner.user_id for owner in owners])
         contexts = [
@@ -381,8 +450,9 @@ def precompute(placement, user_ids):
             logger.exception("Strategy %s of placement %r failed; falling back", chain[0], placement.slug)
             first = [[]] * len(contexts)
         entries = {
-            _shortlist_key(placement, models, owner, version, None, None, limit): _shortlist_of(
-                placement, chain, context, ready
+            _slot_key(placement.slug, owner, None, None, None): (
+                _check(placement, models, version, limit),
+                _shortlist_of(placement, chain, context, ready),
             )
             for owner, version, context, ready in zip(owners, versions, contexts, first)
         }

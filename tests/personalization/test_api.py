@@ -166,7 +166,7 @@ def test_an_unknown_placement_is_answered_404_with_a_message(db, api):
 
 
 def test_a_failing_service_is_answered_503_and_logged_never_500(for_you, api, monkeypatch, caplog):
-    def broken(slug):
+    def broken(slug, **kwargs):
         raise DatabaseError("the database is gone")
 
     monkeypatch.setattr(ranking, "placement_by_slug", broken)

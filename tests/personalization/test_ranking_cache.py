@@ -76,6 +76,46 @@ def test_a_repeated_request_reads_only_the_live_product_data(trained, django_ass
     assert len(again) == 4
 
 
+@pytest.fixture
+def cache_reads(monkeypatch):
+    """Each read of the cache by the code under test: ("get", key) or ("get_many", keys)."""
+    from django.core.cache import cache
+
+    reads, inside = [], []
+    get, get_many = cache.get, cache.get_many
+
+    def counted_get(key, *args, **kwargs):
+        if not inside:  # the in-memory cache answers get_many with gets
+            reads.append(("get", key))
+        return get(key, *args, **kwargs)
+
+    def counted_get_many(keys, *args, **kwargs):
+        reads.append(("get_many", keys))
+        inside.append(True)
+        try:
+            return get_many(keys, *args, **kwargs)
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(cache, "get", counted_get)
+    monkeypatch.setattr(cache, "get_many", counted_get_many)
+    return reads
+
+
+@pytest.mark.parametrize("product", [None, "page product"])
+def test_a_repeated_request_by_slug_reads_the_cache_once(trained, cache_reads, product):
+    dairy = Shopper(user_id=trained.shoppers["dairy"][0].pk)
+    Placement.objects.create(slug="test-similar", name="similar", strategy=Strategy.SIMILAR, limit=4)
+    slug, product_id = ("test-similar", trained.product("Milk").pk) if product else ("home-for-you", None)
+    first = ranking.recommend_slug(slug, dairy, product_id=product_id)  # an int id, as a template passes it
+    cache_reads.clear()
+
+    again = ranking.recommend_slug(slug, dairy, product_id=str(product_id) if product_id else None)
+
+    assert [kind for kind, _ in cache_reads] == ["get_many"]  # the placement, the shopper's state and the shortlist
+    assert again.product_ids == first.product_ids and again.product_ids
+
+
 def test_popular_products_are_counted_once_not_per_request(trained):
     unit = Placement.objects.create(slug="test-popular", name="popular", strategy=Strategy.POPULAR, limit=4)
     ranking.recommend(unit, Shopper(session_key="visitor-1"))
