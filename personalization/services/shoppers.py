@@ -81,13 +81,18 @@ def read_histories(user_ids):
     """[ShopperHistory] of signed-in shoppers, in the order of `user_ids`, read in one query
     (precomputing: as read_history for each)."""
     rows_of = {str(user_id): [] for user_id in user_ids}
+    # The kinds are picked here, not in SQL: with both filters SQLite's planner (without ANALYZE
+    # statistics) walks the kind index over every purchase in the store, 15x slower than the
+    # shoppers' own events through their index.
     rows = (
-        Event.objects.filter(user_id__in=list(rows_of), kind__in=_KINDS)
+        Event.objects.filter(user_id__in=list(rows_of))
         .order_by("user_id", "created_at", "id")
         .values_list("user_id", "kind", "product_id", "order_id", "quantity", "created_at")
     )
+    kinds = set(_KINDS)
     for user_id, *row in rows.iterator(chunk_size=5000):
-        rows_of[user_id].append(tuple(row))
+        if row[0] in kinds:
+            rows_of[user_id].append(tuple(row))
     now = timezone.now()
     return [summarize(rows_of[str(user_id)][-MAX_EVENTS:], now=now) for user_id in user_ids]
 
