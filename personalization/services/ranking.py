@@ -32,7 +32,7 @@ Strategy = Placement.Strategy
 
 CACHE_SECONDS = 10 * 60
 #: How long precomputed shortlists are kept: until the shopper's next event or a new model makes
-#: them unreachable anyway (their key names both), or a day (as long as a version token lives).
+#: them stale anyway (what they were computed for is checked), or a day (as long as a version token lives).
 PRECOMPUTED_SECONDS = 24 * 60 * 60
 PLACEMENT_CACHE_SECONDS = 60
 #: The placement `{% cart_predictions %}` and `cart_predictions()` serve.
@@ -118,12 +118,12 @@ def recommend(
             logger.exception("Recommendations of placement %r failed; serving popular products", placement.slug)
             items = _popular_only(placement, product_id, cart_product_ids, exclude_product_ids, limit)
         strategy = items[0][0].strategy if items else strategy
-    links = _ClickLinks(recommendation_id, placement.slug)
+    links = _ClickLinks(recommendation_id, placement.slug) if items else None
     return Recommendations(
         placement=placement,
         recommendation_id=recommendation_id,
         heading=explanations.heading(placement, strategy),
-        items=[_item(candidate, info, anchor, links) for candidate, info, anchor in items] if items else [],
+        items=[_item(candidate, info, anchor, links) for candidate, info, anchor in items],
     )
 
 
@@ -261,6 +261,11 @@ def _chain(placement):
     return list(dict.fromkeys([placement.strategy, placement.fallback_strategy or Strategy.POPULAR, Strategy.POPULAR]))
 
 
+def _models(strategies):
+    """The model kinds the strategies read, sorted (their versions are part of what is cached)."""
+    return sorted({kind for strategy in strategies for kind in sources.MODELS[strategy]})
+
+
 def _limit(limit, placement):
     """The number of items to show: `limit` when it is a whole number from 1 to MAX_LIMIT, else the placement's."""
     try:
@@ -294,7 +299,7 @@ def _shortlist(placement, shopper, ask, state=None):
     versions and the slot are read in one cache round trip (`state`: already read), and the model
     versions stay pinned while the shortlist is built."""
     chain = _chain(placement)
-    models = sorted({kind for strategy in chain for kind in sources.MODELS[strategy]})
+    models = _models(chain)
     if state is None:
         slot = _slot_key(placement.slug, shopper, ask.requested, ask.product_id, ask.cart_product_ids)
         state = _read_state(shopper, models, slot=slot)
@@ -338,7 +343,7 @@ def _read_state(shopper, models, placement_slug=None, slot=None):
 
 
 #: Every model a strategy reads (what _placement_and_state reads before the placement is known).
-_ALL_MODELS = sorted({kind for kinds in sources.MODELS.values() for kind in kinds})
+_ALL_MODELS = _models(sources.MODELS)
 
 
 def _pinned_shortlist(placement, chain, models, shopper, version, ask, looked_up=False):
@@ -428,7 +433,7 @@ def precompute(placement, user_ids):
     if not placement.active:
         return 0
     chain = _chain(placement)
-    models = sorted({kind for strategy in chain for kind in sources.MODELS[strategy]})
+    models = _models(chain)
     opted_out = privacy.opted_out_users(user_ids)
     owners = [events.Shopper(user_id=user_id) for user_id in user_ids if str(user_id) not in opted_out]
     if not owners:
