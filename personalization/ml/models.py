@@ -307,7 +307,6 @@ def cpu_scorer(model):
     return scorer.eval()
 
 
-
 @torch.no_grad()
 def score_shoppers(model, sequences, users=None, batch_size=512):
     """Scores (len(users) x n_items) for each shopper's next basket, from all their baskets."""

@@ -305,32 +305,35 @@ def _top(scores, k, exclude=None):
     return items[keep].numpy(), values[keep].tolist()
 
 
-_vectors = {}  # checkpoint kind -> (checkpoint, unit item vectors), per process
-_scorers = {}  # checkpoint kind -> (checkpoint, its network for scoring), per process
+_derived = {}  # (what, checkpoint kind) -> (checkpoint, what was made from it), per process
+
+
+def _per_version(what, checkpoint, make):
+    """make(checkpoint), made once per loaded version of the checkpoint's kind."""
+    cached = _derived.get((what, checkpoint.kind))
+    if cached is not None and cached[0] is checkpoint:
+        return cached[1]
+    made = make(checkpoint)
+    _derived[(what, checkpoint.kind)] = (checkpoint, made)
+    return made
 
 
 def scorer(checkpoint):
     """The network that scores shoppers with a loaded checkpoint: on a CPU, a copy with its
     catalog-wide layers in int8 (ml.models.cpu_scorer: the same top products for 99.5% and more of
     shoppers, several times faster); made once per loaded version."""
-    cached = _scorers.get(checkpoint.kind)
-    if cached is not None and cached[0] is checkpoint:
-        return cached[1]
-    network = cpu_scorer(checkpoint.model)
-    _scorers[checkpoint.kind] = (checkpoint, network)
-    return network
+    return _per_version("scorer", checkpoint, lambda loaded: cpu_scorer(loaded.model))
 
 
 def item_vectors(checkpoint):
     """Unit vectors of the model's items: the CNN's item embeddings, the autoencoder's output weights."""
-    cached = _vectors.get(checkpoint.kind)
-    if cached is not None and cached[0] is checkpoint:
-        return cached[1]
-    model = checkpoint.model
-    weights = model.item_embedding.weight if isinstance(model, NextBasketCNN) else model.decoder[-1].weight
-    vectors = F.normalize(weights.detach().float().cpu(), dim=1)
-    _vectors[checkpoint.kind] = (checkpoint, vectors)
-    return vectors
+
+    def normalized(loaded):
+        model = loaded.model
+        weights = model.item_embedding.weight if isinstance(model, NextBasketCNN) else model.decoder[-1].weight
+        return F.normalize(weights.detach().float().cpu(), dim=1)
+
+    return _per_version("vectors", checkpoint, normalized)
 
 
 def _explained(checkpoint, items, values, strategy, context, cart_first=False):

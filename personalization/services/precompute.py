@@ -3,15 +3,15 @@
 Activating a model makes every cached recommendation stale (the cache key names the model version),
 so after a retrain the workers compute the recommendations of recently active shoppers, shard by
 shard (`personalization.tasks.precompute_recommendations`), a batch of shoppers at a time, and
-their first page view is served from the cache (the shop's rules still run on live data then). Only a cache the web processes share (Redis, see README "Operations") makes this
-useful; what is computed lives as long as ranking caches it.
+their first page view is served from the cache (the shop's rules still run on live data then).
+Only a cache the web processes share (Redis, see README "Operations") makes this useful; what is
+computed lives as long as ranking caches it.
 """
 from datetime import timedelta
 
 from django.utils import timezone
 
 from personalization.conf import settings
-from personalization.events import Shopper
 from personalization.models import Event, Placement
 from personalization.models.placements import ANCHORED_STRATEGIES
 from personalization.services import ranking
