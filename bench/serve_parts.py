@@ -3,6 +3,7 @@ directly (no server, no clients), for a signed-in shopper whose recommendations 
 the trivial endpoint of bench/serve_urls.py, with the time of each part of the request.
 
     .venv/bin/python bench/serve_parts.py [--products 50000] [--shoppers 4000] [--requests 400] [--rounds 6]
+        [--profile N]
 
 Builds the store as bench/serve.py does (a SQLite file in a temporary folder; Redis as the cache
 when it answers at --redis, else the process's memory), serves each shopper once so that their
@@ -84,6 +85,19 @@ def caller():
     return call
 
 
+def profile(call, tokens, count):
+    """Prints the `count` functions where one round of recommendations requests spends most own time."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for token in tokens:
+        call(serve.RECOMMENDATIONS, token)
+    profiler.disable()
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(count)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=50_000)
@@ -93,6 +107,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="the cache; none: the process's memory")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="also print the N functions of most own time (cProfile)")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="bench-serve-parts-"))
@@ -129,6 +144,8 @@ def main():
                     best[name] = ms
                     if name == "recommendations":
                         parts = {label: 1000 * seconds / len(tokens) for label, seconds in spent.items()}
+        if args.profile:
+            profile(call, tokens, args.profile)
     finally:
         if redis:
             serve.forget_cached(redis, prefix)

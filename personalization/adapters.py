@@ -4,17 +4,28 @@
 subclasses it (or calls `personalization.track()`). `ModelAdapter` is the ready subclass
 configured entirely by the `PERSONALIZATION` settings (model paths and field names).
 """
+import collections
 import functools
+import threading
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.core.signals import setting_changed
+from django.db import connections
 from django.db.models.signals import post_save
+from django.urls import get_script_prefix, get_urlconf
+from django.utils import translation
 
 from personalization.conf import settings
 from personalization.prepared import RowsByKey
+
+#: The ProductInfo fields a ModelAdapter reads from the product.
+PRODUCT_KEYS = ("title", "category", "price", "stock", "active", "url")
+#: Product rows whose instance-only values (URLs) a ModelAdapter remembers, per process (each entry
+#: holds the row: about a kilobyte with a short description).
+INSTANCE_MEMO_SIZE = 8192
 
 
 @dataclass(frozen=True)
@@ -241,13 +252,15 @@ class ModelAdapter(StoreAdapter):
 
     def product_drafts(self, product_ids):
         """{id: ProductDraft}: each product's ProductInfo read as plain values in one query, but for the
-        fields only a model instance answers (a `get_absolute_url` URL), left empty until finish_product
-        (ranking builds them for the products it serves only)."""
+        fields only a model instance answers (a `get_absolute_url` URL): those are filled in from what
+        was remembered for the same product row, else left empty until finish_product (ranking builds
+        them for the products it serves only)."""
         plan = self._product_plan()
         if plan is None:
             return {pid: ProductDraft(info, None) for pid, info in self._product_instances(product_ids).items()}
         names, at, attnames, instance_keys = plan
         rows = self._rows_by_key(product_ids)
+        context = _url_context() if instance_keys else None
         found = {}
         for row in rows:
             value = lambda key: row[at[key]] if key in at else None  # noqa: E731
@@ -257,16 +270,19 @@ class ModelAdapter(StoreAdapter):
             category = value("category")
             active = value("active")
             pk = str(row[0])
-            info = ProductInfo(
-                id=pk,
-                title=str(title) if title else "",
-                category="" if category is None else str(category),
-                price=value("price"),
-                stock=value("stock"),
-                active=True if active is None else bool(active),
-                url=value("url") or "",
-            )
-            draft = ProductDraft(info, row if instance_keys else None)
+            fields = {
+                "title": str(title) if title else "",
+                "category": "" if category is None else str(category),
+                "price": value("price"),
+                "stock": value("stock"),
+                "active": True if active is None else bool(active),
+                "url": value("url") or "",
+            }
+            remembered = self._instance_memo.get((row, context)) if instance_keys else None
+            if remembered is not None:
+                found[pk] = ProductDraft(ProductInfo(id=pk, **{**fields, **remembered}), None)
+                continue
+            draft = ProductDraft(ProductInfo(id=pk, **fields), row if instance_keys else None)
             if set(instance_keys) - {"url"}:  # what the rules or an explanation read: at once
                 draft = ProductDraft(self.finish_product(draft), None)
             found[pk] = draft
@@ -277,26 +293,42 @@ class ModelAdapter(StoreAdapter):
         plan = self._product_plan()
         if draft.row is None or plan is None or not plan[3]:
             return draft.info
-        instance = self._instance(draft.row)
-        values = {key: read_path(instance, self.product_fields[key]) for key in plan[3]}
-        changes = {}
-        if "title" in values:
-            changes["title"] = str(values["title"] or instance)
+        return replace(draft.info, **self._instance_fields(draft.row, plan[3]))
+
+    def _instance_fields(self, row, keys):
+        """{ProductInfo field: value} of the fields only an instance answers (a get_absolute_url URL),
+        remembered per product row: the row holds every column, so the same row gives the same values,
+        unless they read other rows (a query ran: not remembered) or the URLs or the language changed
+        (part of what is remembered under)."""
+        memo_key = (row, _url_context())
+        changes = self._instance_memo.get(memo_key)
+        if changes is not None:
+            return changes
+        queries = []
+        connection = connections[self.product_model._default_manager.db]
+        with connection.execute_wrapper(lambda execute, *args: queries.append(1) or execute(*args)):
+            instance = self._instance(row)
+            values = {key: read_path(instance, self.product_fields[key]) for key in keys}
+            changes = {}
+            if "title" in values:
+                changes["title"] = str(values["title"] or instance)
         if "url" in values:
             changes["url"] = values["url"] or ""
-        for key in ("category",):
-            if key in values:
-                changes[key] = "" if values[key] is None else str(values[key])
+        if "category" in values:
+            changes["category"] = "" if values["category"] is None else str(values["category"])
         for key in ("price", "stock"):
             if key in values:
                 changes[key] = values[key]
         if "active" in values:
             changes["active"] = True if values["active"] is None else bool(values["active"])
-        return replace(draft.info, **changes)
+        if not queries:
+            self._instance_memo.put(memo_key, changes)
+        return changes
 
     def _instance(self, row):
         """A product instance from the concrete columns of a product_drafts row (no query)."""
         _, at, attnames, _ = self._product_plan()
+        row = self._rows_by_key.complete(row)
         return self.product_model.from_db(
             self.product_model._default_manager.db, attnames, [row[at[("column", name)]] for name in attnames]
         )
@@ -309,7 +341,7 @@ class ModelAdapter(StoreAdapter):
             return plan
         fields = self.product_fields
         names, at, instance_keys = ["pk"], {}, []
-        for key in ("title", "category", "price", "stock", "active", "url"):
+        for key in PRODUCT_KEYS:
             path = fields.get(key)
             if not path:
                 continue
@@ -333,7 +365,10 @@ class ModelAdapter(StoreAdapter):
                 names.append(name)
             at[("column", name)] = names.index(name)
         self._plan = (names, at, attnames, tuple(instance_keys))
-        self._rows_by_key = RowsByKey(self.product_model, names)
+        # The values of ProductInfo converted at once; the other columns only for an instance.
+        converted = [names[at[key]] for key in PRODUCT_KEYS if key in at]
+        self._rows_by_key = RowsByKey(self.product_model, names, converted=converted)
+        self._instance_memo = _Memo(INSTANCE_MEMO_SIZE)
         return self._plan
 
     def _product_instances(self, product_ids):
@@ -358,6 +393,31 @@ class ModelAdapter(StoreAdapter):
         return found
 
 
+def _url_context():
+    """What a URL depends on besides the product: the language, the script prefix and the URLconf."""
+    return translation.get_language(), get_script_prefix(), get_urlconf()
+
+
+class _Memo:
+    """A bounded map that forgets the least recently used entry first; safe across threads."""
+
+    def __init__(self, size):
+        self.size, self._entries, self._lock = size, collections.OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key, value):
+        with self._lock:
+            self._entries[key] = value
+            if len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
 @dataclass(frozen=True)
 class ProductDraft:
     info: ProductInfo  # complete but for the fields only a model instance answers
@@ -377,8 +437,9 @@ def get_adapter():
 
 
 def _reset(*, setting, **kwargs):
-    if setting == "PERSONALIZATION":
-        get_adapter.cache_clear()
+    # PERSONALIZATION configures the adapter; any other setting may change what a product instance
+    # answers (its URL), which the adapter remembers.
+    get_adapter.cache_clear()
 
 
 setting_changed.connect(_reset, dispatch_uid="personalization.adapters.reset")

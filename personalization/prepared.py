@@ -4,7 +4,9 @@ Every request that shows recommendations reads its products live (stock, prices,
 For a few dozen rows the ORM spends about three times longer compiling
 `filter(pk__in=ids).values_list(...)` than the database spends answering it, so `RowsByKey`
 compiles that query once per connection and size bucket, with stand-in keys, and then runs the
-same SQL with the real keys in their places, through the same value converters.
+same SQL with the real keys in their places, through the same value converters. Converting
+values can cost as much as the query (SQLite answers dates as text), so a caller may name the
+values it reads at once and `complete()` the rest of a row only when it needs them.
 """
 import threading
 import weakref
@@ -19,10 +21,14 @@ class RowsByKey:
     """`rows(ids)` answers as list(model._default_manager.filter(pk__in=ids).values_list(*names)),
     in no particular order. A query it cannot prepare this way (a manager adding annotations, a
     key that does not show as a parameter, more keys than the largest bucket) goes through the
-    ORM."""
+    ORM.
 
-    def __init__(self, model, names):
+    `converted`: the names whose values rows carry converted (default: all); the others are left
+    as the database answered them until `complete(row)`."""
+
+    def __init__(self, model, names, converted=None):
         self.model, self.names = model, list(names)
+        self.converted = None if converted is None else {self.names.index(name) for name in converted}
         self._prepared = weakref.WeakKeyDictionary()  # connection -> {bucket: _Prepared or None}
         self._lock = threading.Lock()
 
@@ -36,6 +42,12 @@ class RowsByKey:
         if prepared is None:
             return list(self._queryset(keys, connection.alias))
         return prepared.rows(connection, keys + keys[:1] * (bucket - len(keys)))
+
+    def complete(self, row):
+        """A row of this RowsByKey with every value converted (as it is, when it already was)."""
+        if type(row) is not _Partial:
+            return row
+        return row.prepared.complete(row)
 
     def _key(self, value):
         return self.model._meta.pk.get_prep_value(value)  # raises for a bad key as the ORM does
@@ -54,9 +66,14 @@ class RowsByKey:
 
 
 class _Prepared:
-    def __init__(self, sql, params, positions, compiler, converters, prep):
+    def __init__(self, sql, params, positions, compiler, converters, prep, converted):
         self.sql, self.params, self.positions = sql, params, positions
-        self.compiler, self.converters, self.prep = compiler, converters, prep
+        self.compiler, self.prep = compiler, prep
+        if converted is None:
+            self.converters, self.later = converters, {}
+        else:
+            self.converters = {n: c for n, c in converters.items() if n in converted}
+            self.later = {n: c for n, c in converters.items() if n not in converted}
 
     @classmethod
     def compile(cls, rows_by_key, connection, bucket):
@@ -80,7 +97,8 @@ class _Prepared:
         if sorted(params[n] for n in positions) != sorted(wanted):  # each stand-in exactly once
             return None
         fields = [column for column, _, _ in compiler.select[: compiler.col_count]]
-        return cls(sql, params, positions, compiler, compiler.get_converters(fields), prep)
+        converters = compiler.get_converters(fields)
+        return cls(sql, params, positions, compiler, converters, prep, rows_by_key.converted)
 
     def rows(self, connection, keys):
         params = list(self.params)
@@ -90,8 +108,23 @@ class _Prepared:
             cursor.execute(self.sql, params)
             rows = cursor.fetchall()
         if self.converters:
-            return [tuple(row) for row in self.compiler.apply_converters(rows, self.converters)]
+            rows = self.compiler.apply_converters(rows, self.converters)
+        if self.later:
+            return [_Partial(row, self) for row in rows]
         return [tuple(row) for row in rows]
+
+    def complete(self, row):
+        [values] = self.compiler.apply_converters([row], self.later)
+        return tuple(values)
+
+
+class _Partial(tuple):
+    """A row with some values still as the database answered them (RowsByKey.complete converts them)."""
+
+    def __new__(cls, values, prepared):
+        row = super().__new__(cls, values)
+        row.prepared = prepared
+        return row
 
 
 def _stand_ins(pk, count):

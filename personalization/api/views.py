@@ -3,6 +3,7 @@
 Reads never create a session: an anonymous shopper without one is served as a new shopper.
 Recording events does, and sends its cookie, so that what they do next is theirs.
 """
+import functools
 import logging
 from dataclasses import asdict, dataclass
 from decimal import Decimal
@@ -73,9 +74,14 @@ def shopper_of(request, *, create_session=False):
 
 
 def validated(serializer_class, data):
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    """`data` validated by `serializer_class`; raises ValidationError (a 400) as is_valid() would.
+    One instance per class serves every request: run_validation keeps nothing on it."""
+    return _validator(serializer_class).run_validation(data)
+
+
+@functools.cache
+def _validator(serializer_class):
+    return serializer_class()
 
 
 class RecommendationsView(ShopperAPIView):

@@ -1,7 +1,9 @@
 """ModelAdapter.products reads plain values; it must answer exactly what reading model instances did."""
 import pytest
+from django.utils import translation
 
 from personalization.adapters import ModelAdapter
+from shop.models import Category, Product
 from tests.personalization.stores import build_store
 
 DEFAULT_FIELDS = {
@@ -38,3 +40,46 @@ def test_drafts_leave_only_the_url_for_later(db):
 
     assert draft.info.title == "Milk" and draft.info.category == "Dairy" and draft.info.url == ""
     assert adapter.finish_product(draft) == adapter.products([milk])[milk]
+
+
+@pytest.fixture
+def urls_made(monkeypatch):
+    """The products whose get_absolute_url ran."""
+    made = []
+    real = Product.get_absolute_url
+
+    def counted(product):
+        made.append(product.pk)
+        return real(product)
+
+    monkeypatch.setattr(Product, "get_absolute_url", counted)
+    return made
+
+
+def test_a_product_url_is_made_once_per_product_row(db, urls_made):
+    store = build_store(shoppers_per_taste=1, orders=1)
+    adapter = ModelAdapter()
+    milk = store.product("Milk")
+
+    first = adapter.products([milk.pk])[str(milk.pk)].url
+    again = adapter.products([milk.pk])[str(milk.pk)].url
+    assert first == again == milk.get_absolute_url() and urls_made.count(milk.pk) == 2  # (one just above)
+
+    milk.slug = "fresh-milk"
+    milk.save()  # another row: made anew
+    assert adapter.products([milk.pk])[str(milk.pk)].url == "/products/fresh-milk/"
+    with translation.override("zh-hans"):  # another language may have other URLs
+        adapter.products([milk.pk])
+    assert urls_made.count(milk.pk) == 4
+
+
+def test_a_url_that_reads_other_rows_is_not_remembered(db, monkeypatch):
+    store = build_store(shoppers_per_taste=1, orders=1)
+    adapter = ModelAdapter()
+    milk = store.product("Milk")
+    monkeypatch.setattr(Product, "get_absolute_url", lambda product: f"/{product.category.slug}/{product.slug}/")
+
+    assert adapter.products([milk.pk])[str(milk.pk)].url == f"/{milk.category.slug}/{milk.slug}/"
+    Category.objects.filter(pk=milk.category_id).update(slug="fresh-dairy")  # the product row is the same
+
+    assert adapter.products([milk.pk])[str(milk.pk)].url == f"/fresh-dairy/{milk.slug}/"

@@ -97,3 +97,16 @@ def test_a_manager_that_annotates_goes_through_the_orm(products, monkeypatch):
     ids = [p.pk for p in products[:3]]
 
     assert sorted(rows(ids)) == sorted(annotated.filter(pk__in=ids).values_list("pk", "title", "shelf"))
+
+
+def test_values_not_named_converted_wait_for_complete(products):
+    rows = RowsByKey(Product, NAMES, converted=["pk", "price"])
+    expected = orm(Product, NAMES, [products[0].pk])[0]
+
+    [row] = rows([products[0].pk])
+
+    assert row[0] == expected[0] and row[3] == expected[3]  # converted at once
+    if connection.vendor == "sqlite":  # a naive datetime until converted; PostgreSQL's driver needs no converting
+        assert row[-1] != expected[-1]
+    assert rows.complete(row) == expected and type(rows.complete(row)) is tuple
+    assert rows.complete(expected) is expected  # a complete row stays as it is

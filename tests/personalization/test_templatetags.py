@@ -175,3 +175,16 @@ def test_a_click_token_signed_compressed_still_reads():
 
     assert token.startswith(".")  # zlib shortened this one
     assert attribution.read_click_token(token) == attribution.Click("r" * 32, "7" * 40, "home-for-you")
+
+
+def test_click_tokens_are_what_django_signs_and_follow_the_secret_key(settings, monkeypatch):
+    from django.core import signing
+
+    monkeypatch.setattr(signing.time, "time", lambda: 1_800_000_000)  # one timestamp for both
+    token = attribution.click_token("r" * 32, 7, "home-for-you")
+
+    assert token == signing.dumps(["r" * 32, "7", "home-for-you"], salt=attribution._SALT)
+    settings.SECRET_KEY = "another-secret-key-" + "x" * 40
+    assert attribution.click_token("r" * 32, 7, "home-for-you") != token
+    with pytest.raises(signing.BadSignature):
+        attribution.read_click_token(token)
