@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from django.apps import apps
+from django.conf import settings as django_settings
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.db import connections
@@ -252,37 +253,30 @@ class ModelAdapter(StoreAdapter):
 
     def product_drafts(self, product_ids):
         """{id: ProductDraft}: each product's ProductInfo read as plain values in one query, but for the
-        fields only a model instance answers (a `get_absolute_url` URL): those are filled in from what
-        was remembered for the same product row, else left empty until finish_product (ranking builds
-        them for the products it serves only)."""
+        fields only a model instance answers (a `get_absolute_url` URL), left empty until finish_product
+        (ranking builds them for the products it serves only)."""
         plan = self._product_plan()
         if plan is None:
             return {pid: ProductDraft(info, None) for pid, info in self._product_instances(product_ids).items()}
         names, at, attnames, instance_keys = plan
-        rows = self._rows_by_key(product_ids)
-        context = _url_context() if instance_keys else None
+        positions = [at.get(key) for key in PRODUCT_KEYS]
+        context = url_context() if instance_keys else None
         found = {}
-        for row in rows:
-            value = lambda key: row[at[key]] if key in at else None  # noqa: E731
-            title = value("title")
+        for row in self._rows_by_key(product_ids):
+            title, category, price, stock, active, url = [None if n is None else row[n] for n in positions]
             if not title and "title" not in instance_keys:
                 title = str(self._instance(row))
-            category = value("category")
-            active = value("active")
             pk = str(row[0])
-            fields = {
-                "title": str(title) if title else "",
-                "category": "" if category is None else str(category),
-                "price": value("price"),
-                "stock": value("stock"),
-                "active": True if active is None else bool(active),
-                "url": value("url") or "",
-            }
-            remembered = self._instance_memo.get((row, context)) if instance_keys else None
-            if remembered is not None:
-                found[pk] = ProductDraft(ProductInfo(id=pk, **{**fields, **remembered}), None)
-                continue
-            draft = ProductDraft(ProductInfo(id=pk, **fields), row if instance_keys else None)
+            info = ProductInfo(
+                id=pk,
+                title=str(title) if title else "",
+                category="" if category is None else str(category),
+                price=price,
+                stock=stock,
+                active=True if active is None else bool(active),
+                url=url or "",
+            )
+            draft = ProductDraft(info, row, context) if instance_keys else ProductDraft(info, None)
             if set(instance_keys) - {"url"}:  # what the rules or an explanation read: at once
                 draft = ProductDraft(self.finish_product(draft), None)
             found[pk] = draft
@@ -293,14 +287,14 @@ class ModelAdapter(StoreAdapter):
         plan = self._product_plan()
         if draft.row is None or plan is None or not plan[3]:
             return draft.info
-        return replace(draft.info, **self._instance_fields(draft.row, plan[3]))
+        return replace(draft.info, **self._instance_fields(draft.row, plan[3], draft.context))
 
-    def _instance_fields(self, row, keys):
+    def _instance_fields(self, row, keys, context):
         """{ProductInfo field: value} of the fields only an instance answers (a get_absolute_url URL),
         remembered per product row: the row holds every column, so the same row gives the same values,
         unless they read other rows (a query ran: not remembered) or the URLs or the language changed
-        (part of what is remembered under)."""
-        memo_key = (row, _url_context())
+        (`context`, the url_context() of the request)."""
+        memo_key = (row, context)
         changes = self._instance_memo.get(memo_key)
         if changes is not None:
             return changes
@@ -393,9 +387,10 @@ class ModelAdapter(StoreAdapter):
         return found
 
 
-def _url_context():
-    """What a URL depends on besides the product: the language, the script prefix and the URLconf."""
-    return translation.get_language(), get_script_prefix(), get_urlconf()
+def url_context():
+    """What reverse() answers depends on besides its arguments: the language, the script prefix and
+    the URLconf (the request's or the project's)."""
+    return translation.get_language(), get_script_prefix(), get_urlconf(), django_settings.ROOT_URLCONF
 
 
 class _Memo:
@@ -422,6 +417,7 @@ class _Memo:
 class ProductDraft:
     info: ProductInfo  # complete but for the fields only a model instance answers
     row: tuple | None  # what ModelAdapter.finish_product builds them from
+    context: tuple | None = None  # the url_context() they are built in
 
 
 _UNPLANNED = object()

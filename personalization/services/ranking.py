@@ -20,7 +20,7 @@ from django.core.cache import cache
 from django.urls import NoReverseMatch, reverse
 
 from personalization import attribution, events, privacy, registry
-from personalization.adapters import ModelAdapter, ProductInfo, get_adapter
+from personalization.adapters import ModelAdapter, ProductInfo, get_adapter, url_context
 from personalization.models import EventKind, Placement
 from personalization.models.placements import MAX_LIMIT
 from personalization.services import candidates as sources
@@ -574,17 +574,24 @@ def _item(candidate, product, anchor, links):
 
 class _ClickLinks:
     """The tracked links of one Recommendations: each a signed token naming the recommendation, the
-    product and the placement, in the plugin's click URL (resolved once, not once per item); the
-    product's own page when the plugin's URLs are not installed."""
+    product and the placement, in the plugin's click URL (resolved once per URLconf and language, not
+    once per item); the product's own page when the plugin's URLs are not installed."""
 
     _MARK = "0token0"
+    _templates = {}  # adapters.url_context() -> the click URL with _MARK for the token, or None
 
     def __init__(self, recommendation_id, placement_slug):
         self.recommendation_id, self.placement_slug = recommendation_id, placement_slug
+        context = url_context()
         try:
-            self.template = reverse("personalization:click", args=[self._MARK])
-        except NoReverseMatch:
-            self.template = None
+            self.template = self._templates[context]
+        except KeyError:
+            try:
+                self.template = reverse("personalization:click", args=[self._MARK])
+            except NoReverseMatch:
+                self.template = None
+            if len(self._templates) < 100:  # a few languages and URLconfs
+                self._templates[context] = self.template
 
     def url(self, product):
         if self.template is None:

@@ -287,3 +287,13 @@ def test_recommendations_become_plain_data_for_an_api(trained):
     assert data["recommendation_id"] == found.recommendation_id
     assert data["items"][0]["product"]["title"] == found.items[0].product.title
     assert data["items"][0]["explanation"] and data["items"][0]["click_url"].startswith("/personalization/r/")
+
+
+def test_without_the_plugins_urls_items_link_to_product_pages_and_with_them_through_clicks(trained, settings):
+    settings.ROOT_URLCONF = "tests.personalization.urls_without_clicks"
+    direct = ranking.recommend(placement(Strategy.POPULAR), Shopper())
+    settings.ROOT_URLCONF = "shop.urls"
+    tracked = ranking.recommend(Placement.objects.get(slug="test-popular"), Shopper())
+
+    assert direct and [item.click_url for item in direct] == [item.product.url for item in direct]
+    assert tracked and all(item.click_url.startswith("/personalization/r/") for item in tracked)
