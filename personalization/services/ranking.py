@@ -11,6 +11,7 @@ is seen at once. The shop's rules run on every request against live data through
 a product that just sold out is never shown. Nothing here raises into a page: a broken model or
 a failing query is logged and popular products are served instead.
 """
+import functools
 import hashlib
 import logging
 import uuid
@@ -578,20 +579,20 @@ class _ClickLinks:
     once per item); the product's own page when the plugin's URLs are not installed."""
 
     _MARK = "0token0"
-    _templates = {}  # adapters.url_context() -> the click URL with _MARK for the token, or None
 
     def __init__(self, recommendation_id, placement_slug):
         self.recommendation_id, self.placement_slug = recommendation_id, placement_slug
-        context = url_context()
+        self.template = self._template(url_context())
+
+    @staticmethod
+    @functools.lru_cache(maxsize=64)
+    def _template(context):
+        """The click URL with _MARK where the token goes, for the current adapters.url_context()
+        (`context`: what the answer is remembered under; reverse() reads it from the request)."""
         try:
-            self.template = self._templates[context]
-        except KeyError:
-            try:
-                self.template = reverse("personalization:click", args=[self._MARK])
-            except NoReverseMatch:
-                self.template = None
-            if len(self._templates) < 100:  # a few languages and URLconfs
-                self._templates[context] = self.template
+            return reverse("personalization:click", args=[_ClickLinks._MARK])
+        except NoReverseMatch:
+            return None
 
     def url(self, product):
         if self.template is None:
