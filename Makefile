@@ -10,9 +10,12 @@ DEMO_PRODUCTS ?= 400
 
 .PHONY: demo test install worker bench messages clean
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+# The django-oscar test store's requirements (test-only) are resolved together with the store's pins.
+OSCAR_REQUIREMENTS := tests/integrations/oscar/requirements.txt
+
+$(VENV)/.installed: requirements.txt $(OSCAR_REQUIREMENTS) pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(PIP) install --quiet -r requirements.txt
+	$(PIP) install --quiet -r requirements.txt -r $(OSCAR_REQUIREMENTS)
 	$(PIP) install --quiet --no-deps -e .
 	touch $@
 
@@ -42,8 +45,14 @@ demo: install
 worker: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-0} $(CELERY) worker -B --loglevel INFO $(WORKER_ARGS)
 
+# The main suite (shop.settings), then the django-oscar test store with its own settings. Each suite
+# appends its own options: PYTEST_ARGS to both, MAIN_PYTEST_ARGS / OSCAR_PYTEST_ARGS to one
+# (.ci/run gives each its own --junitxml). Both run even when the first fails; the target fails if either did.
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@status=0; \
+	$(PY) -m pytest $(PYTEST_ARGS) $(MAIN_PYTEST_ARGS) || status=$$?; \
+	$(PY) -m pytest --ds=tests.integrations.oscar.settings tests/integrations/oscar $(PYTEST_ARGS) $(OSCAR_PYTEST_ARGS) || status=$$?; \
+	exit $$status
 
 bench: install
 	$(PY) bench/capture.py
