@@ -8,6 +8,7 @@ import logging
 
 import kombu.exceptions
 from celery import Task, group, shared_task
+from django.core.cache import cache
 from django.db import OperationalError, transaction
 
 from personalization import privacy
@@ -102,3 +103,10 @@ def expire_coupons():
 def issue_abandoned_cart_coupons():
     """Issues the coupons of every running abandoned-cart campaign; returns {campaign id: coupons issued}."""
     return {str(campaign.pk): result.issued for campaign, result in coupons.issue_abandoned_cart_coupons().items()}
+
+
+@shared_task
+def cache_probe(key):
+    """What this worker reads from the default cache under `key`: `manage.py personalization_doctor`
+    compares it with what the web process wrote, to tell a cache the workers share from one of their own."""
+    return cache.get(key)
