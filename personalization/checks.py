@@ -1,26 +1,47 @@
-"""System checks: a misconfigured store is reported at `manage.py check`, with the fix."""
+"""System checks: a misconfigured store is reported at `manage.py check`, with the fix.
+
+Field paths are resolved by `adapters.fields`, exactly as the adapter reads them at run time."""
 from django.apps import apps
+from django.conf import settings as django_settings
 from django.core import checks
-from django.core.exceptions import FieldDoesNotExist
 from django.dispatch import Signal
 from django.utils.module_loading import import_string
 
-from personalization.adapters import ModelAdapter, StoreAdapter, resolve_field_path
+from personalization.adapters import ModelAdapter, StoreAdapter
+from personalization.adapters import fields as field_paths
+from personalization.adapters.model_adapter import MANY_VALUED
 from personalization.conf import settings
+
+MIDDLEWARE = "personalization.middleware.ShopperMiddleware"
 
 # id -> (message, hint); kept together so codes stay stable.
 MESSAGES = {
     "E001": ("PERSONALIZATION has unknown setting(s): {detail}.", "Remove or rename them; see personalization.conf.DEFAULTS."),
     "E002": ("PERSONALIZATION['{setting}'] is wrong: {detail}", "Set it to an installed model as 'app_label.ModelName'."),
-    "E003": (
-        "PERSONALIZATION['{setting}']['{key}'] = {path!r} does not exist on {model}: {detail}",
-        "Use a field name of {model}, or a lookup through its relations such as 'cart__user'.",
-    ),
+    "E003": ("PERSONALIZATION['{setting}']['{key}'] = {path!r} does not exist on {model}: {detail}", "{detail.hint}"),
     "E004": ("PERSONALIZATION['ORDER_PLACED_SIGNAL'] is wrong: {detail}", "Use a dotted path to a django.dispatch.Signal, or None for the order model's post_save."),
     "E005": ("PERSONALIZATION['ADAPTER'] is wrong: {detail}", "Use a dotted path to a personalization.adapters.StoreAdapter subclass."),
     "E006": (
         "PERSONALIZATION['{setting}'] lacks the required field '{key}'.",
         "Map '{key}' to a field of the model in PERSONALIZATION['{setting}'].",
+    ),
+    "E007": (
+        "PERSONALIZATION['{setting}']['{key}'] = {path!r} has many values per row of {model} (through {through!r}).",
+        "A line has one {key}: follow foreign keys only (e.g. '{example}'), or read it in a StoreAdapter subclass.",
+    ),
+    "E008": (
+        "PERSONALIZATION['PRODUCT_FIELDS']['{key}'] = {path!r} has many values per product (through {through!r}).",
+        "Only price (the lowest), stock and stock_allocated (summed) and category (every name) may pass a "
+        "many-valued relation; map '{key}' to a field with one value per product.",
+    ),
+    "E009": (
+        "PERSONALIZATION['CART_LINE_FILTER'] is wrong: {detail}",
+        "Use {{field path: value}} pairs on the cart-line model that must all be equal, e.g. {{'basket__status': 'Open'}}.",
+    ),
+    "W001": (
+        "Anonymous carts cannot be recorded: {model} lines name no session key and {middleware} is not in MIDDLEWARE.",
+        "Add '{middleware}' to MIDDLEWARE after AuthenticationMiddleware (before the store's cart middleware), "
+        "or map CART_LINE_FIELDS['session_key'] to the cart's session column.",
     ),
 }
 
@@ -29,13 +50,20 @@ MODEL_FIELDS = {
     "CART_LINE_MODEL": ("CART_LINE_FIELDS", ("product", "quantity")),
     "ORDER_LINE_MODEL": ("ORDER_LINE_FIELDS", ("order", "product")),
 }
-# Product entries that may name a method or attribute rather than a field.
-ATTRIBUTE_KEYS = {("PRODUCT_FIELDS", "id"), ("PRODUCT_FIELDS", "url")}
+# Product entries that may name a method or attribute of the product rather than a field.
+ATTRIBUTE_KEYS = {"id", "title", "url"}
+EXAMPLES = {"CART_LINE_FIELDS": "cart__user", "ORDER_LINE_FIELDS": "order__user"}
+
+
+def message(code, **detail):
+    text, hint = MESSAGES[code]
+    return text.format(**detail), hint.format(**detail)
 
 
 def error(code, obj=None, **detail):
-    message, hint = MESSAGES[code]
-    return checks.Error(message.format(**detail), hint=hint.format(**detail), obj=obj, id=f"personalization.{code}")
+    text, hint = message(code, **detail)
+    kind = checks.Warning if code.startswith("W") else checks.Error
+    return kind(text, hint=hint, obj=obj, id=f"personalization.{code}")
 
 
 @checks.register()
@@ -68,18 +96,10 @@ def check_settings(app_configs=None, **kwargs):
             errors.append(error("E002", setting=setting, detail=f"{label!r} is not an installed model"))
             continue
         fields = getattr(settings, fields_setting)
-        for key in required:
-            if not fields.get(key):
-                errors.append(error("E006", setting=fields_setting, key=key))
-        for key, path in fields.items():
-            if not path or path == "pk":
-                continue
-            if (fields_setting, key) in ATTRIBUTE_KEYS and "__" not in path and hasattr(model, path):
-                continue
-            try:
-                resolve_field_path(model, path)
-            except FieldDoesNotExist as exc:
-                errors.append(error("E003", obj=model, setting=fields_setting, key=key, path=path, model=label, detail=exc))
+        errors += [error("E006", setting=fields_setting, key=key) for key in required if not fields.get(key)]
+        errors += _field_errors(model, label, fields_setting, fields)
+        if setting == "CART_LINE_MODEL":
+            errors += _cart_errors(model, label, fields)
 
     signal_path = raw.get("ORDER_PLACED_SIGNAL")
     if signal_path:
@@ -89,4 +109,45 @@ def check_settings(app_configs=None, **kwargs):
                 raise ImportError(f"{signal_path!r} is not a Signal")
         except ImportError as exc:
             errors.append(error("E004", detail=str(exc)))
+    return errors
+
+
+def _field_errors(model, label, fields_setting, fields):
+    errors = []
+    for key, path in fields.items():
+        if not path:
+            continue
+        attribute_ok = fields_setting == "PRODUCT_FIELDS" and key in ATTRIBUTE_KEYS
+        try:
+            found = field_paths.resolve(model, path, attribute_ok=attribute_ok)
+        except field_paths.FieldPathError as exc:
+            errors.append(error("E003", obj=model, setting=fields_setting, key=key, path=path, model=label, detail=exc))
+            continue
+        if not found.many:
+            continue
+        if fields_setting != "PRODUCT_FIELDS":
+            example = EXAMPLES[fields_setting] if key == "user" else key
+            errors.append(error("E007", obj=model, setting=fields_setting, key=key, path=path, model=label,
+                                through=found.through, example=example))  # fmt: skip
+        elif key not in MANY_VALUED:
+            errors.append(error("E008", obj=model, key=key, path=path, through=found.through))
+    return errors
+
+
+def _cart_errors(model, label, fields):
+    errors = []
+    cart_filter = settings.CART_LINE_FILTER
+    if not isinstance(cart_filter, dict):
+        errors.append(error("E009", obj=model, detail=f"{cart_filter!r} is not a dict"))
+    else:
+        for path in cart_filter:
+            try:
+                found = field_paths.resolve(model, path)
+            except field_paths.FieldPathError as exc:
+                errors.append(error("E009", obj=model, detail=f"{exc} {exc.hint}"))
+                continue
+            if found.many:
+                errors.append(error("E009", obj=model, detail=f"{path!r} has many values per line (through {found.through!r})"))
+    if not fields.get("session_key") and MIDDLEWARE not in django_settings.MIDDLEWARE:
+        errors.append(error("W001", obj=model, model=label, middleware=MIDDLEWARE))
     return errors

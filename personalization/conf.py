@@ -16,6 +16,10 @@ DEFAULTS = {
     # The product model ("app_label.Model") and where its attributes live. Values are field
     # names or lookups through relations ("category__name"). "url" names a method or attribute
     # (default: get_absolute_url). A field mapped to None is treated as absent.
+    # Paths through a reverse foreign key or a many-to-many relation ("stockrecords__price",
+    # "categories__name") are reduced in the database: price = the lowest, stock = the sum minus
+    # the sum of "stock_allocated" (0 with no rows), category = the first name in order, with every
+    # name kept for the placements' category rules.
     "PRODUCT_MODEL": None,
     "PRODUCT_FIELDS": {
         "id": "pk",
@@ -23,6 +27,7 @@ DEFAULTS = {
         "category": "category",
         "price": "price",
         "stock": "stock",
+        "stock_allocated": None,
         "active": "active",
         "url": "get_absolute_url",
     },
@@ -34,6 +39,9 @@ DEFAULTS = {
         "product": "product",
         "quantity": "quantity",
     },
+    # Which cart lines are a shopper's cart now, as {field path: value} (all must equal), e.g.
+    # {"basket__status": "Open"} where submitted carts keep their lines. {}: every line.
+    "CART_LINE_FILTER": {},
     # The order-line model: its order, the buyer, product, quantity, unit price and order time.
     "ORDER_LINE_MODEL": None,
     "ORDER_LINE_FIELDS": {

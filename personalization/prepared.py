@@ -24,10 +24,11 @@ class RowsByKey:
     ORM.
 
     `converted`: the names whose values rows carry converted (default: all); the others are left
-    as the database answered them until `complete(row)`."""
+    as the database answered them until `complete(row)`. `annotations`: {name: expression} among
+    the names (a value reduced in a subquery)."""
 
-    def __init__(self, model, names, converted=None):
-        self.model, self.names = model, list(names)
+    def __init__(self, model, names, converted=None, annotations=None):
+        self.model, self.names, self.annotations = model, list(names), dict(annotations or {})
         self.converted = None if converted is None else {self.names.index(name) for name in converted}
         self._prepared = weakref.WeakKeyDictionary()  # connection -> {bucket: _Prepared or None}
         self._lock = threading.Lock()
@@ -53,7 +54,8 @@ class RowsByKey:
         return self.model._meta.pk.get_prep_value(value)  # raises for a bad key as the ORM does
 
     def _queryset(self, keys, alias):
-        return self.model._default_manager.using(alias).filter(pk__in=keys).values_list(*self.names)
+        rows = self.model._default_manager.using(alias).filter(pk__in=keys)
+        return rows.annotate(**self.annotations).values_list(*self.names) if self.annotations else rows.values_list(*self.names)
 
     def _prepare(self, connection, bucket):
         by_bucket = self._prepared.get(connection)
@@ -83,7 +85,7 @@ class _Prepared:
             return None
         queryset = rows_by_key._queryset(stand_ins, connection.alias)
         query = queryset.query
-        if query.annotation_select or query.extra_select:
+        if set(query.annotation_select) - set(rows_by_key.annotations) or query.extra_select:
             return None
 
         def prep(value):

@@ -1,6 +1,7 @@
 """Short handlers from the host's signals to `events`. They never raise into the host store."""
 import functools
 import logging
+from dataclasses import replace
 
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
@@ -10,6 +11,7 @@ from django.db.models.signals import post_delete, post_init, post_save
 
 from personalization import events, privacy
 from personalization.adapters import get_adapter
+from personalization.middleware import current_request
 from personalization.models import EventKind
 
 logger = logging.getLogger("personalization.receivers")
@@ -31,8 +33,20 @@ def never_raise(handler):
 
 @never_raise
 def cart_line_loaded(sender, instance, **kwargs):
-    quantity_field = get_adapter().cart_fields["quantity"]
-    setattr(instance, _BASELINE, instance.__dict__.get(quantity_field, 0) if instance.pk is not None else 0)
+    setattr(instance, _BASELINE, get_adapter().cart_line_quantity(instance))
+
+
+def _owned(line):
+    """The cart line with its shopper: the line's own, else the shopper of the request being served
+    (a cart found by a cookie, as in Oscar). None when nobody can be named (outside a request)."""
+    if line.user_id is not None or line.session_key:
+        return line
+    request = current_request()
+    if request is None:
+        logger.debug("A change of an ownerless cart line outside a request is not recorded: %s", line)
+        return None
+    shopper = events.shopper_from(request)
+    return replace(line, user_id=shopper.user_id, session_key=shopper.session_key) if shopper else None
 
 
 @never_raise
@@ -41,9 +55,12 @@ def cart_line_saved(sender, instance, raw=False, **kwargs):
         return
     line = get_adapter().cart_line(instance)
     before = getattr(instance, _BASELINE, 0)
+    if line is None:  # not (or no longer) an open cart's line
+        return
     setattr(instance, _BASELINE, line.quantity)
     delta = line.quantity - before
-    if delta:
+    line = _owned(line) if delta else None
+    if line is not None:
         kind = EventKind.CART_ADD if delta > 0 else EventKind.CART_REMOVE
         events.record(kind, line.product_id, user_id=line.user_id, session_key=line.session_key, quantity=abs(delta))
 
@@ -51,8 +68,11 @@ def cart_line_saved(sender, instance, raw=False, **kwargs):
 @never_raise
 def cart_line_deleted(sender, instance, **kwargs):
     line = get_adapter().cart_line(instance)
+    if line is None:
+        return
     quantity = getattr(instance, _BASELINE, line.quantity) or line.quantity
-    if quantity > 0:
+    line = _owned(line) if quantity > 0 else None
+    if line is not None:
         events.record(
             EventKind.CART_REMOVE, line.product_id, user_id=line.user_id, session_key=line.session_key, quantity=quantity
         )
@@ -128,6 +148,7 @@ def connect():
     if placed is not None:
         signal, sender = placed
         signal.connect(order_placed, sender=sender, dispatch_uid="personalization.order_placed")
+    if adapter.order_model() is not None:
         post_save.connect(order_saved, sender=adapter.order_model(), dispatch_uid="personalization.order_saved")
     user_logged_in.connect(shopper_logged_in, dispatch_uid="personalization.shopper_logged_in")
     post_delete.connect(user_deleted, sender=get_user_model(), dispatch_uid="personalization.user_deleted")
@@ -145,5 +166,6 @@ def disconnect():
     if placed is not None:
         signal, sender = placed
         signal.disconnect(sender=sender, dispatch_uid="personalization.order_placed")
+    if adapter.order_model() is not None:
         post_save.disconnect(sender=adapter.order_model(), dispatch_uid="personalization.order_saved")
     user_logged_in.disconnect(dispatch_uid="personalization.shopper_logged_in")

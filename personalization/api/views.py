@@ -192,7 +192,7 @@ def store_cart(user):
             (Decimal(product.price) * quantity for product, quantity in priced if product.price is not None),
             Decimal("0"),
         ),
-        categories=tuple(sorted({product.category for product, _ in priced if product.category})),
+        categories=tuple(sorted({name for product, _ in priced for name in product.every_category})),
     )
 
 

@@ -13,12 +13,11 @@ from decimal import Decimal
 import pandas as pd
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from django.core.exceptions import FieldDoesNotExist
 from django.db import transaction
 from django.utils import timezone
 
 from personalization import synthetic
-from personalization.adapters import get_adapter, resolve_field_path
+from personalization.adapters import get_adapter
 from personalization.models import CouponAssignment, CouponCampaign, Event, EventSource
 from personalization.services import coupons, history
 from personalization.services.frames import purchase_frame
@@ -48,30 +47,18 @@ class DemoResult:
 
 
 def store_catalog():
-    """The store's products as a frame (product_id, category, price, product_name), via the adapter.
-
-    Only active products, when the adapter maps an `active` field. Raises NoProducts when empty.
-    """
-    adapter = get_adapter()
-    model = getattr(adapter, "product_model", None)
-    if model is None:
-        raise NoProducts("the configured adapter names no product model")
-    fields = getattr(adapter, "product_fields", {})
-    lookups = {name: _field_lookup(model, fields.get(name)) for name in ("title", "category", "price", "active")}
-    queryset = model._default_manager.all()
-    if lookups["active"]:
-        queryset = queryset.filter(**{lookups["active"]: True})
-    wanted = {"product_id": "pk", **{name: lookup for name, lookup in lookups.items() if lookup and name != "active"}}
-    rows = list(queryset.order_by("pk").values_list(*wanted.values()))
+    """The store's active products as a frame (product_id, category, price, product_name), read
+    through the adapter's catalog(). Raises NoProducts when there are none."""
+    rows = [(p.id, p.category, p.price, p.title) for p in get_adapter().catalog() if p.active]
     if not rows:
-        raise NoProducts("the store has no products")
-    frame = pd.DataFrame(rows, columns=list(wanted), dtype=object)
+        raise NoProducts("the store has no active products")
+    frame = pd.DataFrame(rows, columns=["product_id", "category", "price", "product_name"], dtype=object)
     return pd.DataFrame(
         {
             "product_id": frame["product_id"].astype(str),
-            "category": frame["category"].fillna("").astype(str) if "category" in frame else "",
-            "price": pd.to_numeric(frame["price"], errors="coerce") if "price" in frame else float("nan"),
-            "product_name": frame["title" if "title" in frame else "product_id"].fillna("").astype(str),
+            "category": frame["category"].fillna("").astype(str),
+            "price": pd.to_numeric(frame["price"], errors="coerce"),
+            "product_name": frame["product_name"].fillna("").astype(str),
         }
     )
 
@@ -266,14 +253,3 @@ def _browsing_events(frame):
             source=EventSource.DEMO,
             created_at=history.stored_time(created_at.to_pydatetime()),
         )
-
-
-def _field_lookup(model, path):
-    """`path` when it is a database lookup (usable in .values()), else None."""
-    if not path or path == "pk":
-        return path or None
-    try:
-        field = resolve_field_path(model, path)
-    except FieldDoesNotExist:
-        return None
-    return path if getattr(field, "concrete", False) else None

@@ -21,7 +21,7 @@ from django.core.cache import cache
 from django.urls import NoReverseMatch, reverse
 
 from personalization import attribution, events, privacy, registry
-from personalization.adapters import ModelAdapter, ProductInfo, get_adapter, url_context
+from personalization.adapters import ProductInfo, get_adapter, url_context
 from personalization.models import EventKind, Placement
 from personalization.models.placements import MAX_LIMIT
 from personalization.services import candidates as sources
@@ -477,10 +477,7 @@ def _serve(placement, shortlist, *, product_id, exclude, limit):
     """[(candidate, product info, anchor info)] of the first `limit` candidates the rules allow."""
     skip = set(exclude) | {product_id} | (set(shortlist.cart) if placement.exclude_in_cart else set())
     queue = [candidate for candidate in shortlist.candidates if candidate.product_id not in skip]
-    adapter, chosen = get_adapter(), []
-    # ModelAdapter (unless a subclass reads products its own way): URLs built for the served items only.
-    drafts_of = adapter.product_drafts if type(adapter).products is ModelAdapter.products else None
-    drafts = {}
+    adapter, chosen, drafts = get_adapter(), [], {}
     start, step = 0, max(2 * limit, 12)
     while start < len(queue):
         chunk = queue[start : start + step]
@@ -488,12 +485,9 @@ def _serve(placement, shortlist, *, product_id, exclude, limit):
         wanted = {c.product_id for c in chunk} | {c.anchor for c in chunk if c.anchor}
         if any(c.reason in _FAVOURITE_REASONS for c in chunk):
             wanted |= {p for p, _ in shortlist.favourites}
-        if drafts_of is None:
-            products = adapter.products(wanted)
-        else:
-            fresh = drafts_of(wanted)
-            drafts.update(fresh)
-            products = {pid: draft.info for pid, draft in fresh.items()}
+        fresh = adapter.product_drafts(wanted)  # URLs are built for the served products only
+        drafts.update(fresh)
+        products = {pid: draft.info for pid, draft in fresh.items()}
         for candidate in chunk:
             info = products.get(candidate.product_id)
             if info is not None and allowed(placement, info):
@@ -506,8 +500,6 @@ def _serve(placement, shortlist, *, product_id, exclude, limit):
 
 def _finished(adapter, drafts, chosen):
     """The served products' ProductInfo complete (an anchor only lends its title)."""
-    if not drafts:
-        return chosen
     return [(candidate, adapter.finish_product(drafts[info.id]), anchor) for candidate, info, anchor in chosen]
 
 
@@ -532,10 +524,10 @@ def allowed(placement, product):
     """The shop's rules for one product (a ProductInfo): live, in stock, in the placement's categories and prices."""
     if not product.active or (product.stock is not None and product.stock <= 0):
         return False
-    category = (product.category or "").casefold()
-    if placement.included_categories and category not in placement.included_categories:
+    categories = {name.casefold() for name in product.every_category} or {""}
+    if placement.included_categories and not categories & set(placement.included_categories):
         return False
-    if category in placement.excluded_categories:
+    if categories & set(placement.excluded_categories):
         return False
     if product.price is not None:
         if placement.min_price is not None and product.price < placement.min_price:

@@ -88,3 +88,34 @@ def test_manage_py_check_shows_the_error():
     with override_settings(PERSONALIZATION=config(PRODUCT_MODEL="shop.Produce")):
         with pytest.raises(SystemCheckError, match="personalization.E002"):
             call_command("check")
+
+
+def test_a_line_field_with_many_values_per_line_is_an_error_with_an_example():
+    fields = {"user": "cart__lines__cart__user", "session_key": "cart__session_key", "product": "product", "quantity": "quantity"}
+    with override_settings(PERSONALIZATION=config(CART_LINE_FIELDS=fields)):
+        [error] = check_settings()
+    assert error.id == "personalization.E007"
+    assert "through 'cart__lines'" in error.msg and "'cart__user'" in error.hint
+
+
+def test_only_price_stock_and_category_may_have_many_values_per_product():
+    fields = {"title": "category__products__title", "category": "category__products__category__name"}
+    with override_settings(PERSONALIZATION=config(PRODUCT_FIELDS=fields)):
+        errors = check_settings()
+    assert ids(errors) == ["personalization.E008"]  # the category may: every name is kept
+    assert "'title'" in errors[0].msg and "lowest" in errors[0].hint
+
+
+def test_a_cart_line_filter_on_a_missing_field_is_reported():
+    with override_settings(PERSONALIZATION=config(CART_LINE_FILTER={"cart__state": "open"})):
+        [error] = check_settings()
+    assert error.id == "personalization.E009" and "cart__session_key" in error.msg
+
+
+def test_a_cart_without_a_session_column_needs_the_shopper_middleware(settings):
+    fields = {"user": "cart__user", "session_key": None, "product": "product", "quantity": "quantity"}
+    with override_settings(PERSONALIZATION=config(CART_LINE_FIELDS=fields)):
+        [warning] = check_settings()
+        assert warning.id == "personalization.W001" and "ShopperMiddleware" in warning.hint
+        settings.MIDDLEWARE = [*settings.MIDDLEWARE, "personalization.middleware.ShopperMiddleware"]
+        assert check_settings() == []

@@ -239,3 +239,53 @@ def test_re_recording_a_single_line_order_adds_no_duplicate(shopper, make_produc
             order_placed.send(sender=type(order), order=order, request=None)
 
     assert Event.objects.filter(kind="purchase").count() == 1
+
+
+NO_SESSION_COLUMN = {"user": "cart__user", "session_key": None, "product": "product", "quantity": "quantity"}
+
+
+def test_a_cart_without_a_session_column_is_named_by_the_request(
+    client, settings, make_product, django_capture_on_commit_callbacks
+):
+    """Stores like Oscar find an anonymous cart by a cookie: ShopperMiddleware names its shopper."""
+    settings.PERSONALIZATION = {**settings.PERSONALIZATION, "CART_LINE_FIELDS": NO_SESSION_COLUMN}
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "personalization.middleware.ShopperMiddleware"]
+    product = make_product()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/cart/add/{product.pk}/", {"quantity": 2})
+
+    event = Event.objects.get()
+    assert (event.kind, event.quantity, event.user_id) == ("cart_add", 2, "")
+    assert event.session_key == client.session.session_key != ""
+
+
+def test_an_ownerless_line_outside_a_request_is_skipped_without_an_error(
+    settings, session_cart, make_product, caplog, django_capture_on_commit_callbacks
+):
+    settings.PERSONALIZATION = {**settings.PERSONALIZATION, "CART_LINE_FIELDS": NO_SESSION_COLUMN}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        CartLine.objects.create(cart=session_cart, product=make_product(), quantity=1)
+
+    assert Event.objects.count() == 0
+    assert not [record for record in caplog.records if record.levelname in ("ERROR", "WARNING")]
+
+
+def test_lines_outside_the_cart_line_filter_are_not_the_shoppers_cart(
+    settings, user_cart, session_cart, make_product, django_capture_on_commit_callbacks
+):
+    from personalization.adapters import get_adapter
+
+    settings.PERSONALIZATION = {**settings.PERSONALIZATION, "CART_LINE_FILTER": {"cart__session_key": ""}}
+    kept, ignored = make_product(), make_product()
+    with django_capture_on_commit_callbacks(execute=True):
+        CartLine.objects.create(cart=user_cart, product=kept, quantity=1)
+        line = CartLine.objects.create(cart=session_cart, product=ignored, quantity=1)
+        line.quantity = 3
+        line.save()
+        line.delete()
+
+    assert list(Event.objects.values_list("product_id", flat=True)) == [str(kept.pk)]
+    assert [line.product_id for line in get_adapter().cart_lines(user_id=user_cart.user_id)] == [str(kept.pk)]
+    assert get_adapter().cart_lines(session_key=session_cart.session_key) == []

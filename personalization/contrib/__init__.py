@@ -1,0 +1,1 @@
+"""Ready configurations for stores built on well-known e-commerce frameworks."""
