@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from personalization import registry
+from personalization.adapters import get_adapter
 from personalization.models import CouponCampaign, Event, EventKind, ModelKind
 from personalization.services.frames import purchase_frame
 
@@ -45,12 +46,17 @@ def members(campaign, now=None):
 
 def category_shares(category):
     """{user id: share of the shopper's purchased order lines in `category`} (names compared
-    without regard to case), for every shopper who bought something."""
+    without regard to case), for every shopper who bought something. A product in several
+    categories counts in each of them."""
     frame = purchase_frame()
     if frame.empty:
         return {}
     wanted = str(category).strip().casefold()
     in_category = frame["category"].astype(str).str.strip().str.casefold() == wanted
+    also_in = {p.id for p in get_adapter().catalog() if len(p.every_category) > 1
+               and wanted in {name.strip().casefold() for name in p.every_category}}  # fmt: skip
+    if also_in:
+        in_category |= frame["product_id"].astype(str).isin(also_in)
     shares = in_category.groupby(frame["user_id"].astype(str), observed=True).mean()
     return {str(user_id): float(share) for user_id, share in shares.items()}
 

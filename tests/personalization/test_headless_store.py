@@ -90,3 +90,21 @@ def test_a_store_without_cart_or_order_models_runs_the_whole_flow(
 
     assert discount.amount == Decimal("3.00")
     assert Coupon.objects.get(pk=coupon.pk).order_id == "order-77"
+
+
+def test_a_product_in_several_categories_counts_for_each_in_affinities(db, headless, django_capture_on_commit_callbacks):
+    from dataclasses import replace
+
+    from personalization.services.audiences import category_shares
+
+    CATALOG["sku-cheese"] = replace(CATALOG["sku-cheese"], categories=("Dairy", "Deli"))
+    try:
+        buyer = get_user_model().objects.create_user("deli")
+        with django_capture_on_commit_callbacks(execute=True):
+            personalization.track(buyer, "purchase", "sku-cheese", order_id="1")
+            personalization.track(buyer, "purchase", "sku-milk", order_id="1")
+
+        assert category_shares("deli") == {str(buyer.pk): 0.5}
+        assert category_shares("Dairy") == {str(buyer.pk): 1.0}
+    finally:
+        CATALOG["sku-cheese"] = replace(CATALOG["sku-cheese"], categories=())
