@@ -60,8 +60,8 @@ FINDINGS = {
     ),
     "doctor.W003": (
         "warning",
-        "None of the {count} sampled products has a stock count: the store is taken not to count stock, "
-        "and sold-out products may be recommended.",
+        "None of the {count} sampled products has a stock count: the store is treated as one that does not "
+        "count stock, so sold-out products may be recommended.",
         "If the store counts stock, set PERSONALIZATION['PRODUCT_FIELDS']['stock'] (e.g. 'stock' or "
         "'stockrecords__num_in_stock'); if it does not, nothing to do.",
     ),
@@ -72,7 +72,8 @@ FINDINGS = {
     ),
     "doctor.I001": (
         "info",
-        "Of the {count} sampled products, {inactive} are inactive and {sold_out} out of stock: they are never recommended.",
+        "Of the {count} sampled products, {inactive} are inactive and {sold_out} out of stock: they are never "
+        "recommended.",
         "",
     ),
     "doctor.OK003": ("ok", "{count} event(s) recorded in the last {days} days.", ""),

@@ -17,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--sample", type=int, default=50, help="how many products to read (default 50)")
         parser.add_argument("--days", type=int, default=7, help="what counts as recent, in days (default 7)")
         parser.add_argument(
-            "--timeout", type=float, default=2.0, help="seconds to wait for the broker, a worker or the cache (default 2)"
+            "--timeout", type=float, default=2.0, help="seconds to wait for the broker, a worker, the cache (default 2)"
         )
         parser.add_argument("--format", choices=["text", "json"], default="text")
 
@@ -37,6 +37,8 @@ class Command(BaseCommand):
             if f.hint:
                 self.stdout.write(f"         fix: {f.hint}")
         counts = {level: sum(f.level == level for f in findings) for level in doctor.LEVELS}
-        summary = f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['ok']} ok, {counts['info']} info."
+        summary = (
+            f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['ok']} ok, {counts['info']} info."
+        )
         style = self.style.ERROR if counts["error"] else self.style.WARNING if counts["warning"] else self.style.SUCCESS
         self.stdout.write(style(summary))
