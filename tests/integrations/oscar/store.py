@@ -51,28 +51,26 @@ def shipping_country():
     return CountryFactory(iso_3166_1_a2="GB", name="United Kingdom", is_shipping_country=True)
 
 
-def past_purchases(users, baskets, weeks=5):
-    """Purchase events as the plugin records them: each user buys each basket (a list of products)
-    once a week for `weeks` weeks, the last ones a month ago."""
-    start = timezone.now() - timedelta(weeks=weeks, days=30)
+def past_orders(user, baskets, last_days_ago=1, every_days=7):
+    """Purchase events as the plugin records them: one order per basket (a list of products), oldest
+    first, `every_days` apart, the last one `last_days_ago` days ago."""
+    last = timezone.now() - timedelta(days=last_days_ago)
     made = []
-    for user in users:
-        for week in range(weeks):
-            for position, basket in enumerate(baskets):
-                order_id = f"history-{user.pk}-{week}-{position}"
-                made += [
-                    Event(
-                        kind=EventKind.PURCHASE,
-                        user_id=str(user.pk),
-                        product_id=str(item.pk),
-                        order_id=order_id,
-                        quantity=1,
-                        unit_price=Decimal("3.00"),
-                        dedupe_key=f"history:{order_id}:{item.pk}",
-                        created_at=start + timedelta(weeks=week, hours=position),
-                    )
-                    for item in basket
-                ]
+    for number, basket in enumerate(baskets):
+        order_id = f"history-{user.pk}-{number}"
+        made += [
+            Event(
+                kind=EventKind.PURCHASE,
+                user_id=str(user.pk),
+                product_id=str(item.pk),
+                order_id=order_id,
+                quantity=1,
+                unit_price=Decimal("3.00"),
+                dedupe_key=f"history:{order_id}:{item.pk}",
+                created_at=last - timedelta(days=every_days * (len(baskets) - 1 - number)),
+            )
+            for item in basket
+        ]
     Event.objects.bulk_create(made)
 
 
