@@ -31,13 +31,14 @@ LEVELS = ("ok", "info", "warning", "error")
 PER_PROCESS_CACHES = ("LocMemCache", "DummyCache")
 PROBE_TASK = "personalization.tasks.cache_probe"
 
-# id -> (level, message, hint); kept together so ids stay stable. {names} are filled in per finding.
+# id -> (level, message, hint); kept together so ids stay stable. The letters: E error, W warning,
+# I info, OK what works. {names} are filled in per finding.
 FINDINGS = {
     "doctor.OK001": ("ok", "The plugin's system checks pass.", ""),
     "doctor.E001": (
         "error",
         "An examination failed unexpectedly ({name}): {detail}",
-        "This is a fault of the adapter or the doctor; the log has the traceback.",
+        "The detail says what failed (a database that cannot be reached shows here); the log has the traceback.",
     ),
     "doctor.OK002": ("ok", "{count} product(s) read through {adapter}.", ""),
     "doctor.E002": (
@@ -228,7 +229,8 @@ def recent_events(days):
         yield finding("doctor.OK003", count=count, days=days)
     else:
         latest = Event.objects.order_by("-created_at").values_list("created_at", flat=True).first()
-        yield finding("doctor.W005", days=days, latest=f"{latest:%Y-%m-%d %H:%M}" if latest else "none ever")
+        latest = f"{timezone.localtime(latest):%Y-%m-%d %H:%M}" if latest else "none ever"
+        yield finding("doctor.W005", days=days, latest=latest)
     purchases = recent.filter(kind=EventKind.PURCHASE, source=EventSource.LIVE).count()
     if purchases:
         yield finding("doctor.OK004", count=purchases, days=days)
@@ -295,7 +297,7 @@ def cache_round_trip(timeout):
         try:
             read = result.get(timeout=timeout)
         except Exception as exc:
-            yield finding("doctor.W009", detail=f"no worker ran {PROBE_TASK} within {timeout:g} s ({_describe(exc)})")
+            yield finding("doctor.W009", detail=f"{PROBE_TASK} gave no answer within {timeout:g} s: {_describe(exc)}")
             return
     finally:
         _within(timeout, cache.delete, key)

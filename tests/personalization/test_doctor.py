@@ -9,7 +9,7 @@ from io import StringIO
 
 import pytest
 from celery import current_app
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
@@ -109,6 +109,11 @@ def test_json_output_lists_every_finding_for_tools(settings, eager):
     assert status == 0
     assert [item["id"] for item in listed] == ids(doctor.examine())
     assert set(listed[0]) == {"level", "id", "message", "hint"}
+
+
+def test_a_sample_of_no_product_is_refused():
+    with pytest.raises(CommandError, match="--sample"):
+        call_command("personalization_doctor", sample=0)
 
 
 def test_an_examination_that_fails_unexpectedly_is_an_error_naming_it_and_the_others_still_run(monkeypatch, eager):

@@ -1,6 +1,6 @@
 import json
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from personalization.services import doctor
 
@@ -22,6 +22,8 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=["text", "json"], default="text")
 
     def handle(self, *args, sample, days, timeout, format, **options):
+        if sample < 1 or days < 1 or timeout <= 0:
+            raise CommandError("--sample and --days must be at least 1, --timeout above 0")
         findings = doctor.examine(sample=sample, days=days, timeout=timeout)
         if format == "json":
             self.stdout.write(json.dumps([f.as_dict() for f in findings], indent=2))
