@@ -120,6 +120,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast: a 
 DATABASES = {"default": dj_database_url.config(default="sqlite://:memory:")}
 # Oscar's documented setting: each request is one transaction (order_placed is then sent inside it).
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    # Its own test database on a shared server: the main suite's (test_<name>) may be in use at the same time.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_oscar"}
 
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"  # what Oscar's migrations were made with
 

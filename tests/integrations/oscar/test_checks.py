@@ -1,8 +1,6 @@
 """`manage.py check` of an Oscar store configured with the plugin's preset."""
-import pytest
 from django.core.management import call_command
 
 
-@pytest.mark.django_db
 def test_the_oscar_store_passes_manage_py_check_without_warnings():
     call_command("check", fail_level="WARNING")
