@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
-from oscar.defaults import *  # noqa: F403  Oscar's OSCAR_* defaults, as Oscar's docs say
+from oscar.defaults import *
 
 from personalization.contrib.oscar import preset
 

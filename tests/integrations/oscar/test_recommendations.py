@@ -23,7 +23,9 @@ def catalogue():
     to orders, one taken off the shop (not public). Both were the best sellers."""
     products = {title: store.product(title=title, category="Groceries > Dairy") for title in DAIRY}
     products |= {title: store.product(title=title, category="Groceries > Bakery") for title in BAKERY}
-    products["Sold out"] = store.product(title="Sold out", num_in_stock=5, num_allocated=5, category="Groceries > Dairy")
+    products["Sold out"] = store.product(
+        title="Sold out", num_in_stock=5, num_allocated=5, category="Groceries > Dairy"
+    )
     products["Hidden"] = store.product(title="Hidden", is_public=False, category="Groceries > Bakery")
     return products
 
@@ -51,13 +53,15 @@ def trained(shoppers):
 
 
 def shown_product_ids(html, placement=None):
-    """The product ids the plugin's partials list in a page (of one placement's section, or all)."""
-    sections = re.findall(r'<section class="[^"]*" data-placement="([^"]+)".*?</section>', html, re.S)
+    """The product ids the plugin's partials list in a page: of one placement's section, or of all."""
+    sections = re.findall(r'data-placement="([^"]+)"(.*?)</section>', html, re.DOTALL)
     if placement is not None:
-        assert placement in sections, f"no {placement!r} section in the page; sections: {sections}"
-    chunks = re.findall(r'data-placement="([^"]+)"(.*?)</section>', html, re.S)
+        assert placement in [slug for slug, _ in sections], f"no {placement!r} section in the page"
     return {
-        pid for slug, chunk in chunks if placement in (None, slug) for pid in re.findall(r'data-product-id="(\d+)"', chunk)
+        product_id
+        for slug, section in sections
+        if placement in (None, slug)
+        for product_id in re.findall(r'data-product-id="(\d+)"', section)
     }
 
 
@@ -78,10 +82,12 @@ def test_the_api_never_recommends_products_without_stock_or_not_public(client, c
     answered = {}
     for placement in Placement.objects.all():
         params = {"product": catalogue["Milk"].pk} if placement.page == "product" else {}
-        answered[placement.slug] = {item["product_id"] for item in recommendations_api(client, placement.slug, **params)["items"]}
+        items = recommendations_api(client, placement.slug, **params)["items"]
+        answered[placement.slug] = {item["product_id"] for item in items}
 
     assert any(answered.values()), "no placement recommended anything: the test proves nothing"
-    assert {slug: ids & unbuyable_ids(catalogue) for slug, ids in answered.items()} == {slug: set() for slug in answered}
+    unbuyable = unbuyable_ids(catalogue)
+    assert {slug: ids & unbuyable for slug, ids in answered.items()} == {slug: set() for slug in answered}
 
 
 def test_oscars_pages_never_show_products_without_stock_or_not_public(client, catalogue, trained):
@@ -110,10 +116,11 @@ def test_after_training_oscars_product_and_basket_pages_show_the_plugins_placeme
     basket_page = client.get(reverse("basket:summary")).content.decode()
 
     assert shown_product_ids(home, "home-for-you")
-    assert shown_product_ids(product_page, "product-bought-together") | shown_product_ids(product_page, "product-similar")
+    assert shown_product_ids(product_page, "product-bought-together")
+    assert shown_product_ids(product_page, "product-similar")
     assert str(catalogue["Milk"].pk) not in shown_product_ids(product_page)  # not the page's own product
     assert shown_product_ids(basket_page, "cart-completion")
-    assert str(catalogue["Milk"].pk) not in shown_product_ids(basket_page, "cart-completion")  # already in the basket
+    assert str(catalogue["Milk"].pk) not in shown_product_ids(basket_page, "cart-completion")  # in the basket
 
 
 @pytest.mark.parametrize("auth", ["token", "session"])
