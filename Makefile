@@ -21,6 +21,8 @@ $(VENV)/.installed: requirements.txt $(OSCAR_REQUIREMENTS) pyproject.toml
 
 install: $(VENV)/.installed
 
+# The demo's web process and worker share a file cache (a shared cache is what production needs too).
+demo: export CACHE_DIR ?= $(CURDIR)/var/cache
 demo: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_catalog --products $(DEMO_PRODUCTS)

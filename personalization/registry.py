@@ -8,6 +8,7 @@ falls back to the previously active versions when an artifact is missing or corr
 import contextlib
 import contextvars
 import logging
+import math
 import threading
 import time
 import uuid
@@ -32,6 +33,18 @@ def _active_key(kind):
     return f"personalization:active-version:{kind}"
 
 
+def json_safe(value):
+    """`value` with every NaN or infinite number as None: a metric no shopper could give (nobody's
+    held-out basket had anything new) is stored as null, which JSON (and so a JSONField) accepts."""
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def publish(kind, artifact, *, metrics=None, config=None, data_window=None, training_run=None):
     """Stores a new, inactive version of `kind` with its artifact bytes; returns the ModelVersion."""
     with transaction.atomic():
@@ -39,8 +52,8 @@ def publish(kind, artifact, *, metrics=None, config=None, data_window=None, trai
         version = ModelVersion(
             kind=kind,
             number=latest + 1,
-            metrics=metrics or {},
-            config=config or {},
+            metrics=json_safe(metrics or {}),
+            config=json_safe(config or {}),
             data_window=data_window or {},
             code_version=personalization.__version__,
             training_run=training_run,

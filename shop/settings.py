@@ -82,8 +82,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # activated model is seen at once and the recommendations workers precompute are served. Without
 # it each process caches in its own memory. django-redis keeps one client per process (Django's own
 # Redis backend builds a client for every cache call, a measurable share of a cached API request).
+# `make demo` runs a worker beside the web process without Redis: they share a file cache
+# (CACHE_DIR=var/cache), which `manage.py personalization_doctor` accepts as shared on one host.
 if os.environ.get("CACHE_URL"):
     CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": os.environ["CACHE_URL"]}}
+elif os.environ.get("CACHE_DIR"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": os.environ["CACHE_DIR"]}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -228,7 +229,9 @@ def decide(outcome):
     """(promote?, reason): beat the baseline and the active version on the gate metric."""
     name = outcome.gate_metric
     new, base = outcome.metrics.get(name), outcome.baseline.get(name)
-    if new is None or base is None or not new > base:
+    if not _number(new) or not _number(base):
+        return False, f"kept inactive: {name} could not be measured on the held-out baskets ({new} against {base})"
+    if not new > base:
         return False, f"kept inactive: {name} {new:.4f} does not beat the baseline's {base:.4f}"
     active = (outcome.active or {}).get(name)
     if active is None:
@@ -240,6 +243,10 @@ def decide(outcome):
     if not challenger > active:
         return False, f"kept inactive: {name} {challenger:.4f} does not beat the active version's {active:.4f}{where}"
     return True, f"promoted: {name} {new:.4f} beats the baseline's {base:.4f}; {challenger:.4f} beats the active version's {active:.4f}{where}"
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def train(kinds=tuple(ModelKind.values), device="auto", triggered_by="", progress=None, frame=None):

@@ -154,3 +154,26 @@ def test_the_gate_compares_with_the_active_version_on_the_same_shoppers():
 
     assert not promote
     assert reason == "kept inactive: ndcg@10 0.4400 does not beat the active version's 0.4500 on the 40 shoppers with baskets it never saw"
+
+
+def test_a_metric_no_shopper_can_give_is_stored_as_null_and_the_run_does_not_fail():
+    """Every held-out basket repeats the shopper's past ones: nothing new to discover, so the
+    discovery metrics are NaN, which JSON cannot hold."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from personalization.models import Event
+
+    start = timezone.now() - timedelta(days=60)
+    Event.objects.bulk_create(
+        Event(kind="purchase", user_id=str(user), order_id=f"{user}-{n}", product_id=str(product), quantity=1,
+              dedupe_key=f"{user}-{n}-{product}", created_at=start + timedelta(days=7 * n, hours=user))
+        for user in range(16) for n in range(5) for product in (1, 2, 3)
+    )  # fmt: skip
+
+    runs = training.train(kinds=["next_basket", "autoencoder"])
+
+    assert all(run.status != "failed" for run in runs), [run.message for run in runs]
+    stored = ModelVersion.objects.get(kind="autoencoder").metrics
+    assert None in stored.values()

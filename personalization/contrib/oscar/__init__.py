@@ -51,13 +51,14 @@ OSCAR_SETTINGS = {
 }
 
 
+FIELD_MAPS = ("PRODUCT_FIELDS", "CART_LINE_FIELDS", "ORDER_LINE_FIELDS")
+
+
 def preset(**overrides):
-    """The PERSONALIZATION setting for a django-oscar store; `overrides` replace top-level keys, and
-    field maps given as dicts are merged into Oscar's."""
+    """The PERSONALIZATION setting for a django-oscar store. `overrides` replace keys; the field maps
+    (PRODUCT_FIELDS, CART_LINE_FIELDS, ORDER_LINE_FIELDS) are merged key by key into Oscar's, so
+    preset(PRODUCT_FIELDS={"category": None}) changes one entry. CART_LINE_FILTER={} drops the filter."""
     merged = {key: dict(value) if isinstance(value, dict) else value for key, value in OSCAR_SETTINGS.items()}
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key].update(value)
-        else:
-            merged[key] = value
+        merged[key] = {**merged[key], **value} if key in FIELD_MAPS else value
     return merged
