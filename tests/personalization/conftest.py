@@ -18,6 +18,17 @@ def _fresh_cache():
 
 
 @pytest.fixture
+def model_files(settings, tmp_path):
+    """Model artifacts stored in a fresh folder, none loaded in this process before or after."""
+    from personalization import registry
+
+    settings.MEDIA_ROOT = tmp_path
+    registry.forget_loaded()
+    yield
+    registry.forget_loaded()
+
+
+@pytest.fixture
 def trained(db):
     """A tiny store (tests/personalization/stores.py) with both networks trained and active."""
     from tests.personalization.stores import build_store, train_and_activate

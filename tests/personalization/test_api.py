@@ -12,14 +12,14 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from personalization import events, registry
+from personalization import events
 from personalization.models import Coupon, Event, EventKind, Placement
 from personalization.services import explanations, ranking
 from shop.models import Cart, CartLine
 from tests.factories import UserFactory
 from tests.personalization.coupon_factories import CouponCampaignFactory, CouponFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("model_files")]
 
 Strategy = Placement.Strategy
 RECOMMENDATIONS = reverse("personalization_api:recommendations")
@@ -27,14 +27,6 @@ CART_PREDICTIONS = reverse("personalization_api:cart-predictions")
 COUPONS = reverse("personalization_api:coupons")
 VALIDATE = reverse("personalization_api:coupon-validation")
 EVENTS = reverse("personalization_api:events")
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    registry.forget_loaded()
-    yield
-    registry.forget_loaded()
 
 
 @pytest.fixture

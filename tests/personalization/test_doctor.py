@@ -23,17 +23,9 @@ from tests.personalization import test_worker
 # A real Celery worker process (tests/personalization/test_worker.py): skipped without Redis and PostgreSQL.
 services, worker = test_worker.services, test_worker.worker
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("model_files")]
 
 HERE = "tests.personalization.test_doctor"
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    registry.forget_loaded()
-    yield
-    registry.forget_loaded()
 
 
 @pytest.fixture

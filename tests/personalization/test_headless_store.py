@@ -11,7 +11,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 import personalization
-from personalization import coupons, registry
+from personalization import coupons
 from personalization.adapters import ProductInfo, StoreAdapter, get_adapter
 from personalization.checks import check_settings
 from personalization.models import Coupon, Event, EventKind, Placement
@@ -40,11 +40,8 @@ class HeadlessStore(StoreAdapter):
 
 
 @pytest.fixture
-def headless(settings):
+def headless(settings, model_files):
     settings.PERSONALIZATION = {"ADAPTER": f"{__name__}.HeadlessStore"}
-    registry.forget_loaded()
-    yield
-    registry.forget_loaded()
 
 
 def record_orders(users_by_taste, django_capture_on_commit_callbacks):
@@ -61,10 +58,7 @@ def record_orders(users_by_taste, django_capture_on_commit_callbacks):
                         )  # fmt: skip
 
 
-def test_a_store_without_cart_or_order_models_runs_the_whole_flow(
-    db, headless, tmp_path, settings, django_capture_on_commit_callbacks
-):
-    settings.MEDIA_ROOT = tmp_path
+def test_a_store_without_cart_or_order_models_runs_the_whole_flow(db, headless, django_capture_on_commit_callbacks):
     assert check_settings() == [] and isinstance(get_adapter(), HeadlessStore)
     make = get_user_model().objects.create_user
     users = {taste: [make(f"{taste.lower()}{n}") for n in range(6)] for taste in SHELVES}

@@ -15,17 +15,9 @@ from personalization.services.frames import purchase_frame
 from tests.factories import ProductFactory
 from tests.personalization.stores import build_store, purchase, train_and_activate
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("model_files")]
 
 Strategy = Placement.Strategy
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    registry.forget_loaded()
-    yield
-    registry.forget_loaded()
 
 
 @pytest.fixture

@@ -3,24 +3,16 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from personalization import events, privacy, registry
+from personalization import events, privacy
 from personalization.events import Shopper
 from personalization.models import Event, EventKind, ModelKind, Placement
 from personalization.services import ranking
 from tests.factories import ProductFactory
 from tests.personalization.stores import purchase, train_and_activate
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("model_files")]
 
 Strategy = Placement.Strategy
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    registry.forget_loaded()
-    yield
-    registry.forget_loaded()
 
 
 def for_you(limit=4):

@@ -5,15 +5,7 @@ from django.core.cache import cache
 from personalization import registry
 from personalization.models import ModelVersion
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    registry.forget_loaded()
-    yield
-    registry.forget_loaded()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("model_files")]
 
 
 def loader(data):

@@ -19,15 +19,7 @@ from personalization.services import candidates, precompute, ranking, training
 from tests.personalization.coupon_factories import CouponCampaignFactory, CouponFactory
 from tests.personalization.stores import build_store
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    registry.forget_loaded()
-    yield
-    registry.forget_loaded()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("model_files")]
 
 
 @pytest.fixture
