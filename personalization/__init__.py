@@ -7,7 +7,8 @@ def track(request_or_user, kind, product_id, quantity=1, **fields):
     """Record a shopper event from a store whose cart is not a model.
 
     `request_or_user` is an HttpRequest (signed-in or anonymous shopper) or a user.
-    Never raises: a failure is logged and None is returned.
+    Returns whether the event was recorded (False: an opted-out shopper, a repeated view, or a
+    failure, which is logged). Never raises.
     """
     from personalization.events import record_for
 

@@ -38,6 +38,10 @@ MESSAGES = {
         "PERSONALIZATION['CART_LINE_FILTER'] is wrong: {detail}",
         "Use {{field path: value}} pairs on the cart-line model that must all be equal, e.g. {{'basket__status': 'Open'}}.",
     ),
+    "W002": (
+        "No template engine has the 'request' context processor: {{% recommendations %}} and the other tags show nothing.",
+        "Add 'django.template.context_processors.request' to TEMPLATES[...]['OPTIONS']['context_processors'].",
+    ),
     "W001": (
         "Anonymous carts cannot be recorded: {model} lines name no session key and {middleware} is not in MIDDLEWARE.",
         "Add '{middleware}' to MIDDLEWARE after AuthenticationMiddleware (before the store's cart middleware), "
@@ -110,6 +114,15 @@ def check_settings(app_configs=None, **kwargs):
         except ImportError as exc:
             errors.append(error("E004", detail=str(exc)))
     return errors
+
+
+@checks.register(checks.Tags.templates)
+def check_request_context(app_configs=None, **kwargs):
+    engines = [t for t in django_settings.TEMPLATES if t.get("BACKEND") == "django.template.backends.django.DjangoTemplates"]
+    processors = [p for t in engines for p in (t.get("OPTIONS") or {}).get("context_processors", ())]
+    if engines and "django.template.context_processors.request" not in processors:
+        return [error("W002")]
+    return []
 
 
 def _field_errors(model, label, fields_setting, fields):

@@ -18,7 +18,7 @@ DEFAULTS = {
     # (default: get_absolute_url). A field mapped to None is treated as absent.
     # Paths through a reverse foreign key or a many-to-many relation ("stockrecords__price",
     # "categories__name") are reduced in the database: price = the lowest, stock = the sum minus
-    # the sum of "stock_allocated" (0 with no rows), category = the first name in order, with every
+    # the sum of "stock_allocated" (0 with no rows), category = the first name alphabetically, with every
     # name kept for the placements' category rules.
     "PRODUCT_MODEL": None,
     "PRODUCT_FIELDS": {

@@ -117,5 +117,17 @@ def test_a_cart_without_a_session_column_needs_the_shopper_middleware(settings):
     with override_settings(PERSONALIZATION=config(CART_LINE_FIELDS=fields)):
         [warning] = check_settings()
         assert warning.id == "personalization.W001" and "ShopperMiddleware" in warning.hint
-        settings.MIDDLEWARE = [*settings.MIDDLEWARE, "personalization.middleware.ShopperMiddleware"]
-        assert check_settings() == []
+        with override_settings(MIDDLEWARE=[*settings.MIDDLEWARE, "personalization.middleware.ShopperMiddleware"]):
+            assert check_settings() == []
+
+
+def test_template_tags_without_the_request_context_processor_are_warned_about(settings):
+    from personalization.checks import check_request_context
+
+    assert check_request_context() == []
+    engine = settings.TEMPLATES[0]
+    processors = [p for p in engine["OPTIONS"]["context_processors"] if not p.endswith(".request")]
+    settings.TEMPLATES = [{**engine, "OPTIONS": {**engine["OPTIONS"], "context_processors": processors}}]
+
+    [warning] = check_request_context()
+    assert warning.id == "personalization.W002" and "context_processors.request" in warning.hint
