@@ -1,6 +1,7 @@
 """Oscar's basket pages record the shopper's cart: adds, quantity changes and the merge at sign-in."""
 import pytest
 from django.urls import reverse
+from oscar.apps.basket.middleware import BasketMiddleware
 
 from personalization.models import Event, EventKind
 from tests.integrations.oscar import store
@@ -87,3 +88,28 @@ def test_when_both_baskets_hold_a_product_the_event_cart_is_oscars_merge(
     assert store.open_basket(owner=user) == {str(milk.pk): merged, str(eggs.pk): 1, str(bread.pk): 2}
     assert store.event_cart(user_id=str(user.pk)) == store.open_basket(owner=user)
     assert not Event.objects.filter(user_id__in=["", None]).exists()
+
+
+class AddingBasketMiddleware(BasketMiddleware):
+    """A store that merges baskets at sign-in by adding quantities (Oscar keeps the larger)."""
+
+    def merge_baskets(self, master, slave):
+        master.merge(slave, add_quantities=True)
+
+
+def test_a_store_that_adds_quantities_at_sign_in_keeps_the_event_cart_equal_to_the_basket(client, settings):
+    oscars = "oscar.apps.basket.middleware.BasketMiddleware"
+    settings.MIDDLEWARE = [f"{__name__}.AddingBasketMiddleware" if m == oscars else m for m in settings.MIDDLEWARE]
+    user = store.shopper()
+    milk, bread = store.product(title="Milk"), store.product(title="Bread")
+    client.force_login(user)
+    store.add_to_basket(client, milk, quantity=2)
+    client.logout()
+    store.add_to_basket(client, milk, quantity=3)
+    store.add_to_basket(client, bread)
+
+    store.sign_in(client, user)
+    client.get(reverse("basket:summary"))
+
+    assert store.open_basket(owner=user) == {str(milk.pk): 5, str(bread.pk): 1}
+    assert store.event_cart(user_id=str(user.pk)) == store.open_basket(owner=user)
