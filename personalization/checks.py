@@ -5,6 +5,8 @@ from django.apps import apps
 from django.conf import settings as django_settings
 from django.core import checks
 from django.dispatch import Signal
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
 from django.utils.module_loading import import_string
 
 from personalization.adapters import ModelAdapter, StoreAdapter
@@ -41,6 +43,10 @@ MESSAGES = {
     "W002": (
         "No template engine has the 'request' context processor: {{% recommendations %}} and the other tags show nothing.",
         "Add 'django.template.context_processors.request' to TEMPLATES[...]['OPTIONS']['context_processors'].",
+    ),
+    "W003": (
+        "PERSONALIZATION['PAGE_TEMPLATE'] = {name!r} cannot be loaded: the privacy page would fail.",
+        "Name your store's page layout (it needs {{% block title %}} and {{% block content %}}), e.g. 'base.html'.",
     ),
     "W001": (
         "Anonymous carts cannot be recorded: {model} lines name no session key and {middleware} is not in MIDDLEWARE.",
@@ -117,12 +123,18 @@ def check_settings(app_configs=None, **kwargs):
 
 
 @checks.register(checks.Tags.templates)
-def check_request_context(app_configs=None, **kwargs):
+def check_templates(app_configs=None, **kwargs):
+    found = []
     engines = [t for t in django_settings.TEMPLATES if t.get("BACKEND") == "django.template.backends.django.DjangoTemplates"]
     processors = [p for t in engines for p in (t.get("OPTIONS") or {}).get("context_processors", ())]
     if engines and "django.template.context_processors.request" not in processors:
-        return [error("W002")]
-    return []
+        found.append(error("W002"))
+    if not settings.unknown_keys():
+        try:
+            get_template(settings.PAGE_TEMPLATE)
+        except TemplateDoesNotExist:
+            found.append(error("W003", name=settings.PAGE_TEMPLATE))
+    return found
 
 
 def _field_errors(model, label, fields_setting, fields):

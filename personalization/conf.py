@@ -55,6 +55,9 @@ DEFAULTS = {
     # The signal sent when an order is placed, with the order as `order` (or `instance`).
     # None: the order model's post_save, recorded once the order's lines exist.
     "ORDER_PLACED_SIGNAL": None,
+    # The store's page layout that the plugin's own page (the privacy choice) extends, filling its
+    # {% block title %} and {% block content %}.
+    "PAGE_TEMPLATE": "base.html",
     # Master switch for recording events.
     "RECORD_EVENTS": True,
     # Events older than this many days are deleted by purge_expired_events(). None keeps them all.

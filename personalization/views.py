@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET
 
 from personalization import attribution, events, privacy
 from personalization.adapters import get_adapter
+from personalization.conf import settings
 from personalization.events import shopper_from
 from personalization.models import EventKind
 
@@ -20,7 +21,8 @@ class PrivacyView(View):
     def get(self, request):
         shopper = shopper_from(request)
         opted_out = privacy.is_opted_out(shopper.user_id, shopper.session_key)
-        return render(request, self.template_name, {"opted_out": opted_out, "next": request.GET.get("next", "")})
+        context = {"opted_out": opted_out, "next": request.GET.get("next", ""), "page_template": settings.PAGE_TEMPLATE}
+        return render(request, self.template_name, context)
 
     def post(self, request):
         shopper = shopper_from(request)

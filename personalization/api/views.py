@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 
 from django.utils.cache import patch_cache_control
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import status
@@ -47,8 +48,22 @@ class JSONErrors:
         return exceptions.exception_handler
 
 
+def documented(**schema):
+    """extend_schema built on drf-spectacular's AutoSchema whatever the store's DEFAULT_SCHEMA_CLASS
+    (extend_schema builds on the method's own `schema` when it has one)."""
+
+    def decorate(method):
+        method.schema = AutoSchema
+        return extend_schema(**schema)(method)
+
+    return decorate
+
+
 class ShopperAPIView(JSONErrors, APIView):
-    """The API's base view: errors as JSON, and answers that no shared cache keeps."""
+    """The API's base view: errors as JSON, and answers that no shared cache keeps. Its OpenAPI
+    schema is drf-spectacular's whatever the store's DEFAULT_SCHEMA_CLASS."""
+
+    schema = AutoSchema()
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -91,7 +106,7 @@ class RecommendationsView(ShopperAPIView):
     throttle_classes = SHOPPER_THROTTLES
     throttle_scope = "personalization.recommendations"
 
-    @extend_schema(
+    @documented(
         parameters=[serializers.RecommendationsQuery],
         responses={
             200: serializers.RecommendationsSerializer,
@@ -117,7 +132,7 @@ class CartPredictionsView(ShopperAPIView):
     throttle_classes = SHOPPER_THROTTLES
     throttle_scope = "personalization.cart_predictions"
 
-    @extend_schema(
+    @documented(
         parameters=[serializers.LimitQuery], responses={200: serializers.RecommendationsSerializer, **_ERRORS}
     )
     def get(self, request):
@@ -133,7 +148,7 @@ class CouponsView(ShopperAPIView):
     throttle_classes = SHOPPER_THROTTLES
     throttle_scope = "personalization.coupons"
 
-    @extend_schema(responses={200: serializers.CouponSerializer(many=True), **_SIGNED_IN_ERRORS, 503: _ERRORS[503]})
+    @documented(responses={200: serializers.CouponSerializer(many=True), **_SIGNED_IN_ERRORS, 503: _ERRORS[503]})
     def get(self, request):
         return Response(serializers.CouponSerializer(coupon_service.open_coupons(request.user), many=True).data)
 
@@ -145,7 +160,7 @@ class CouponValidationView(ShopperAPIView):
     throttle_classes = SHOPPER_THROTTLES
     throttle_scope = "personalization.coupon_validation"
 
-    @extend_schema(
+    @documented(
         request=serializers.CouponValidationRequest,
         responses={
             200: serializers.DiscountSerializer,
@@ -203,7 +218,7 @@ class EventsView(ShopperAPIView):
     throttle_classes = SHOPPER_THROTTLES
     throttle_scope = "personalization.events"
 
-    @extend_schema(
+    @documented(
         request=PolymorphicProxySerializer(
             component_name="EventOrEvents",
             serializers=[serializers.EventSerializer, serializers.EventSerializer(many=True)],

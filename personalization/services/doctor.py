@@ -22,7 +22,7 @@ from kombu.utils.url import maybe_sanitize_url
 from personalization import registry
 from personalization.adapters import get_adapter
 from personalization.conf import DEFAULTS, settings
-from personalization.models import Event, EventKind, EventSource, ModelKind, ModelVersion
+from personalization.models import Event, EventKind, EventSource, ModelKind, ModelVersion, TrainingRun
 
 logger = logging.getLogger("personalization.doctor")
 
@@ -94,8 +94,8 @@ FINDINGS = {
     "doctor.OK005": ("ok", "The {kind} model is active: version {number}.", ""),
     "doctor.W007": (
         "warning",
-        "No active {kind} model ({trained} version(s) trained, none active): what it serves falls back to rules "
-        "and popularity.",
+        "No active {kind} model ({trained} version(s) trained, none active; the last training: {last}): what it "
+        "serves falls back to rules and popularity.",
         "Run `manage.py personalization_train --model all`; a version stays inactive until it beats the baselines, "
         "which may take more orders.",
     ),
@@ -245,7 +245,9 @@ def active_models():
         if version is not None:
             yield finding("doctor.OK005", kind=kind.value, number=version.number)
         else:
-            yield finding("doctor.W007", kind=kind.value, trained=ModelVersion.objects.filter(kind=kind).count())
+            run = TrainingRun.objects.filter(kind=kind).order_by("-started_at").first()
+            last = "none" if run is None else f"{run.get_status_display()}, {run.message}" if run.message else run.status
+            yield finding("doctor.W007", kind=kind.value, trained=ModelVersion.objects.filter(kind=kind).count(), last=last)
 
 
 def cache_in_use(timeout):

@@ -122,12 +122,20 @@ def test_a_cart_without_a_session_column_needs_the_shopper_middleware(settings):
 
 
 def test_template_tags_without_the_request_context_processor_are_warned_about(settings):
-    from personalization.checks import check_request_context
+    from personalization.checks import check_templates
 
-    assert check_request_context() == []
+    assert check_templates() == []
     engine = settings.TEMPLATES[0]
     processors = [p for p in engine["OPTIONS"]["context_processors"] if not p.endswith(".request")]
     settings.TEMPLATES = [{**engine, "OPTIONS": {**engine["OPTIONS"], "context_processors": processors}}]
 
-    [warning] = check_request_context()
+    [warning] = check_templates()
     assert warning.id == "personalization.W002" and "context_processors.request" in warning.hint
+
+
+def test_a_page_template_that_does_not_exist_is_warned_about():
+    from personalization.checks import check_templates
+
+    with override_settings(PERSONALIZATION=config(PAGE_TEMPLATE="store/page.html")):
+        [warning] = check_templates()
+    assert warning.id == "personalization.W003" and "'store/page.html'" in warning.msg

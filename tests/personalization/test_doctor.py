@@ -311,3 +311,12 @@ def test_a_running_worker_answers_and_reads_what_this_process_cached(worker):
     findings = list(doctor.workers(timeout=30))
 
     assert ids(findings) == ["doctor.OK007", "doctor.OK008"], (findings, worker.log())
+
+
+def test_a_model_without_an_active_version_names_why_its_last_training_failed(db):
+    from personalization.services import training
+
+    training.train(kinds=[ModelKind.PROPENSITY])  # no purchases at all
+
+    [finding] = [f for f in doctor.active_models() if ModelKind.PROPENSITY.value in f.message]
+    assert "not enough data: there are no purchases to learn from yet" in finding.message

@@ -15,6 +15,7 @@ What it reads from Oscar (the plain ModelAdapter does the rest):
 - carts: `basket.Line` of open baskets only (submitted and merged baskets keep their lines). An
   anonymous basket has no session column, so ShopperMiddleware names its shopper from the request;
   Oscar's merge at login (larger quantity, or quantities added) is recorded as it happens.
+- the privacy page extends `oscar/layout.html`.
 - orders: `order.Line`, recorded on `oscar.apps.order.signals.order_placed` (one purchase event per
   line; sending it again adds nothing).
 """
@@ -48,6 +49,7 @@ OSCAR_SETTINGS = {
         "ordered_at": "order__date_placed",
     },
     "ORDER_PLACED_SIGNAL": "oscar.apps.order.signals.order_placed",
+    "PAGE_TEMPLATE": "oscar/layout.html",
 }
 
 
