@@ -3,18 +3,10 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 
 from shop.models import Cart, CartLine, Category, Order, OrderLine, Product
 
 _serial = itertools.count(1)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
