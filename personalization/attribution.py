@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core import signing
-from django.core.cache import cache
 from django.utils.encoding import force_bytes
 
+from personalization.cache import cache
 from personalization.models import EventKind
 
 logger = logging.getLogger("personalization.attribution")

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from personalization import attribution, privacy
+from personalization.cache import cache
 from personalization.conf import settings
 from personalization.models import Event, EventKind, EventSource
-from personalization import attribution, privacy
 
 logger = logging.getLogger("personalization.events")
 

@@ -1,10 +1,10 @@
 """Shoppers' privacy: opt-out, erasure and retention."""
 from datetime import timedelta
 
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from personalization.cache import cache
 from personalization.conf import settings
 from personalization.models import Event, OptOut
 

@@ -13,13 +13,13 @@ import threading
 import time
 import uuid
 
-from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
 import personalization
+from personalization.cache import cache
 from personalization.models import ModelVersion
 
 logger = logging.getLogger("personalization.registry")

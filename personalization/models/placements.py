@@ -1,9 +1,10 @@
 """Placements: the recommendation units a shop owner configures, one per spot on a page."""
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from personalization.cache import cache
 
 __all__ = ["Placement"]
 

@@ -8,10 +8,10 @@ import math
 import time
 from datetime import timedelta
 
-from django.core.cache import cache
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from personalization.cache import cache
 from personalization.models import Event, EventKind
 
 #: How many products each list keeps, best first.

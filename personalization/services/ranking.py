@@ -17,11 +17,11 @@ import logging
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 
-from django.core.cache import cache
 from django.urls import NoReverseMatch, reverse
 
 from personalization import attribution, events, privacy, registry
 from personalization.adapters import ProductInfo, get_adapter, url_context
+from personalization.cache import cache
 from personalization.models import EventKind, Placement
 from personalization.models.placements import MAX_LIMIT
 from personalization.services import candidates as sources

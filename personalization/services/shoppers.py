@@ -6,10 +6,10 @@ One indexed query over the shopper's latest events, cached under their version t
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.core.cache import cache
 from django.utils import timezone
 
 from personalization import events
+from personalization.cache import cache
 from personalization.models import Event, EventKind
 
 #: The latest events read per shopper: enough for the models' windows and the repeat statistics.
