@@ -3,16 +3,18 @@
 One CSV row is one order line. Required columns: user_id, order_id, product_id. Optional:
 ordered_at (ISO 8601; without a zone, the project's time zone), order_number (the shopper's
 1st, 2nd, ... order: used for the time when ordered_at is absent), quantity (whole number >= 1,
-default 1), price (unit price >= 0), category, product_name. Other columns are ignored.
+default 1), price (unit price >= 0), category, product_name. Other columns are ignored. A text
+value may be as long as its Event field holds (product_name: PRODUCT_NAME_LENGTH) and holds no
+NUL byte. Reading the file is history_csv's; line numbers are the file's physical lines.
 
 Rows are validated and written in batches straight to the Event table inside one transaction
 (not through `events.bulk_record`, which holds events until commit). Each line gets the dedupe
 key "<source>:<order_id>:<product_id>", so importing a file again adds nothing; when an order
-lists a product twice, the first row is kept and the later ones count as duplicates.
-Line numbers are the file's physical lines (header = line 1), assuming no field spans lines.
+lists a product twice, the first row is kept and the later ones count as duplicates. A CSV's
+product ids are looked up in the store's catalog: rows of unknown products (no longer sold, say)
+are imported and counted, or refused with `known_products_only`.
 """
 import re
-import warnings
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,57 +26,48 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from django.conf import settings as django_settings
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import DataError, transaction
 from django.utils import timezone
 
+from personalization.adapters import get_adapter
 from personalization.models import Event, EventKind, EventSource, OptOut
+from personalization.services.history_csv import (
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    InvalidRow,
+    UnreadableFile,
+    column_positions,
+    csv_chunks,
+)
 
-REQUIRED_COLUMNS = ("user_id", "order_id", "product_id")
-OPTIONAL_COLUMNS = ("ordered_at", "order_number", "quantity", "price", "category", "product_name")
 CHUNK_SIZE = 20_000
-# Events per dedupe lookup and insert: the lookup's keys stay under SQLite's 999 variables.
+# Events per dedupe lookup and insert, and product ids per catalog lookup: the keys stay under
+# SQLite's 999 variables.
 WRITE_BATCH = 900
 # Examples of skipped rows kept in the result.
 EXAMPLES_KEPT = 5
 # With order_number but no ordered_at, order n is placed at midnight UTC of the import day minus
 # this many days plus n days: the order is kept and the history stays inside the retention window.
 ORDER_NUMBER_SPAN_DAYS = 180
+# product_name is kept in Event.data, which has no limit of its own: a product title's length.
+PRODUCT_NAME_LENGTH = 255
 
-_ID_LENGTH = 64
-_CATEGORY_LENGTH = Event._meta.get_field("category").max_length
+_TEXT_LENGTHS = {
+    **{name: Event._meta.get_field(name).max_length for name in ("user_id", "order_id", "product_id", "category")},
+    "product_name": PRODUCT_NAME_LENGTH,
+}
 _MAX_QUANTITY = 2**31 - 1
 _MAX_PRICE = Decimal("1e10")
 _CENT = Decimal("0.01")
-_SKIPPED_LINE = re.compile(r"Skipping line (\d+): (.*)")
 _WHOLE_NUMBER = re.compile(r"\+?[0-9]+")
+# What a catalog lookup raises for an id that cannot be a product key ('p9' where keys are numbers).
+_NOT_A_KEY = (ValueError, TypeError, OverflowError, ValidationError, DataError)
 
-
-class InvalidRow(ValueError):
-    """A row (or the header, line 1) that cannot be imported: where, and why.
-
-    `reason` names the value ("'abc' is not a whole number"); `problem` leaves it out, so that
-    alike rows are counted together ("not a whole number").
-    """
-
-    def __init__(self, line, column, reason, problem=None):
-        self.line = line
-        self.column = column
-        self.reason = reason
-        self.problem = problem or reason
-        super().__init__(str(self))
-
-    def __str__(self):
-        where = f"line {self.line}, column {self.column!r}" if self.column else f"line {self.line}"
-        return f"{where}: {self.reason}"
-
-    @property
-    def kind(self):
-        """The key under which alike skipped rows are counted."""
-        return f"column {self.column!r}: {self.problem}" if self.column else self.problem
-
-
-class UnreadableFile(ValueError):
-    """The file is missing, unreadable, or not UTF-8 CSV text."""
+__all__ = [
+    "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "ImportResult", "InvalidRow", "UnreadableFile",
+    "import_frame", "import_history", "stored_time", "write_events",
+]  # fmt: skip
 
 
 @dataclass
@@ -91,6 +84,9 @@ class ImportResult:
     skip_reasons: dict = field(default_factory=dict)
     # The first few skipped rows (InvalidRow, by line).
     skip_examples: list = field(default_factory=list)
+    # Rows (not skipped) naming a product the store's catalog does not have, and those products' ids.
+    unknown_product_rows: int = 0
+    unknown_products: set = field(default_factory=set)
 
     def note_skipped(self, errors):
         for error in errors:
@@ -99,28 +95,46 @@ class ImportResult:
         self.skip_examples = sorted(self.skip_examples + errors[:EXAMPLES_KEPT], key=lambda e: e.line)[:EXAMPLES_KEPT]
 
 
-def import_history(file, *, skip_invalid=False, chunk_size=CHUNK_SIZE, progress=None, source=EventSource.IMPORT):
+def import_history(
+    file,
+    *,
+    skip_invalid=False,
+    known_products_only=False,
+    chunk_size=CHUNK_SIZE,
+    progress=None,
+    source=EventSource.IMPORT,
+):
     """Imports a CSV of order lines (a path or a binary file object) as purchase events.
 
     By default the first invalid row raises InvalidRow and nothing is imported; with
-    `skip_invalid` the valid rows are imported and the result counts the skipped ones. A file
-    that cannot be read as UTF-8 CSV raises UnreadableFile, also importing nothing.
+    `skip_invalid` the valid rows are imported and the result counts the skipped ones (but bytes
+    that are not UTF-8 always stop the import). With `known_products_only` a row naming a product
+    the catalog does not have is invalid. A file that cannot be read raises UnreadableFile.
     `progress(rows_read, bytes_read)` is called after each chunk.
     """
     if isinstance(file, (str, Path)):
         try:
             with open(file, "rb") as handle:
                 return import_history(
-                    handle, skip_invalid=skip_invalid, chunk_size=chunk_size, progress=progress, source=source
+                    handle,
+                    skip_invalid=skip_invalid,
+                    known_products_only=known_products_only,
+                    chunk_size=chunk_size,
+                    progress=progress,
+                    source=source,
                 )
         except OSError as exc:
             raise UnreadableFile(f"cannot be read ({exc.strerror or exc})") from exc
-    with closing(_csv_chunks(file, chunk_size)) as chunks:
-        return _import(chunks, skip_invalid, progress, source, lambda: _tell(file))
+    with closing(csv_chunks(file, chunk_size)) as chunks:
+        return _import(
+            chunks, skip_invalid, progress, source, lambda: _tell(file),
+            look_up_products=True, known_products_only=known_products_only,
+        )  # fmt: skip
 
 
 def import_frame(frame, *, source=EventSource.IMPORT, skip_invalid=False, chunk_size=CHUNK_SIZE, progress=None):
-    """Imports order lines from a DataFrame with the CSV's columns, as if written to CSV and read back.
+    """Imports order lines from a DataFrame with the CSV's columns, as if written to CSV and read back
+    (but for the catalog lookup: the demo data's products are the catalog's).
 
     Line numbers in errors are the lines that CSV would have (row i is line i + 2).
     """
@@ -150,83 +164,6 @@ def write_events(events, batch_size=WRITE_BATCH):
     return written, duplicates
 
 
-# Reading -----------------------------------------------------------------------------------
-
-
-def _csv_chunks(handle, chunk_size):
-    """Yields (chunk of str columns, physical line of each row, InvalidRow for lines with too many fields)."""
-    skipped_lines = []  # (physical line, why) of lines the parser dropped, in order
-
-    def parse(call):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", pd.errors.ParserWarning)
-            try:
-                return call()
-            except UnicodeDecodeError as exc:
-                raise UnreadableFile("not UTF-8 text") from exc
-            except pd.errors.EmptyDataError as exc:
-                raise InvalidRow(1, None, f"the file is empty; the header needs {', '.join(REQUIRED_COLUMNS)}") from exc
-            except pd.errors.ParserError as exc:
-                raise UnreadableFile(f"not readable as CSV ({str(exc).strip()})") from exc
-            finally:
-                for warning in caught:
-                    found = _SKIPPED_LINE.search(str(warning.message))
-                    if found:
-                        skipped_lines.append((int(found.group(1)), found.group(2).strip()))
-                    else:
-                        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
-
-    reader = parse(
-        lambda: pd.read_csv(
-            handle,
-            dtype=str,
-            keep_default_na=False,
-            skip_blank_lines=False,
-            encoding="utf-8-sig",
-            chunksize=chunk_size,
-            # Lines with too many fields are reported as warnings and become InvalidRow errors.
-            on_bad_lines="warn",
-        )
-    )
-    reported = 0
-    columns = []
-    with reader:
-        while True:
-            chunk = parse(lambda: next(reader, None))
-            if chunk is None:
-                if reported < len(skipped_lines):  # dropped lines after the last row
-                    yield pd.DataFrame(columns=columns, dtype=str), np.empty(0, dtype=np.int64), [
-                        _too_many_fields(line, why) for line, why in skipped_lines[reported:]
-                    ]
-                return
-            columns = chunk.columns
-            # Data row i is on line i + 2, pushed down by every dropped line before it.
-            dropped = np.array([line for line, _ in skipped_lines], dtype=np.int64)
-            shifted = dropped - np.arange(len(dropped))
-            rows = chunk.index.to_numpy(dtype=np.int64) + 2
-            lines = rows + np.searchsorted(shifted, rows, side="right")
-            last_line = lines[-1] if len(lines) else np.iinfo(np.int64).max
-            newly = [_too_many_fields(line, why) for line, why in skipped_lines[reported:] if line < last_line]
-            reported += len(newly)
-            yield chunk, lines, newly
-
-
-def _too_many_fields(line, why):
-    return InvalidRow(line, None, why, "wrong number of fields")
-
-
-def _frame_chunks(frame, chunk_size):
-    for start in range(0, max(len(frame), 1), chunk_size):
-        part = frame.iloc[start : start + chunk_size]
-        text = pd.DataFrame(
-            {
-                column: part[column].astype(str).where(part[column].notna(), "")
-                for column in part.columns
-            }
-        )
-        yield text, np.arange(start, start + len(part)) + 2, []
-
-
 def _tell(handle):
     try:
         return handle.tell()
@@ -234,23 +171,63 @@ def _tell(handle):
         return None
 
 
+def _frame_chunks(frame, chunk_size):
+    positions = column_positions(list(frame.columns))
+    for start in range(0, len(frame), chunk_size):
+        part = frame.iloc[start : start + chunk_size]
+        text = pd.DataFrame(
+            {
+                column: part.iloc[:, position].astype(str).where(part.iloc[:, position].notna(), "")
+                for column, position in positions.items()
+            }
+        )
+        yield text, np.arange(start, start + len(part)) + 2, []
+
+
+def _unknown_products(product_ids):
+    """The ids among `product_ids` the store's catalog does not have: one adapter call per WRITE_BATCH ids."""
+    product_ids, adapter, known = list(dict.fromkeys(product_ids)), get_adapter(), set()
+    for start in range(0, len(product_ids), WRITE_BATCH):
+        known |= _known(adapter, product_ids[start : start + WRITE_BATCH])
+    return set(product_ids) - known
+
+
+def _known(adapter, product_ids):
+    """The ids among `product_ids` the catalog has; one it cannot look up (not a key) is unknown."""
+    try:
+        with transaction.atomic():  # a savepoint: a database refusing a key leaves the import usable
+            return set(adapter.products(product_ids))
+    except _NOT_A_KEY:
+        if len(product_ids) == 1:
+            return set()
+        middle = len(product_ids) // 2
+        return _known(adapter, product_ids[:middle]) | _known(adapter, product_ids[middle:])
+
+
 # Validating and writing --------------------------------------------------------------------
 
 
-def _import(chunks, skip_invalid, progress, source, position):
+def _import(chunks, skip_invalid, progress, source, position, *, look_up_products=False, known_products_only=False):
     result = ImportResult()
     started = timezone.now()
     opted_out = {str(pk) for pk in OptOut.objects.filter(user__isnull=False).values_list("user_id", flat=True)}
     with transaction.atomic():
-        columns = None
-        for chunk, lines, parse_errors in chunks:
-            if columns is None:
-                columns = _check_header(chunk)
-            chunk = chunk.rename(columns=columns)
+        for chunk, lines, read_errors in chunks:
             rows, errors = _validate(chunk, lines, started)
-            errors = sorted(errors + parse_errors, key=lambda error: error.line)
-            if errors and not skip_invalid:
-                raise errors[0]
+            if look_up_products:
+                unknown = _unknown_products(rows["product_id"])
+                of_unknown = rows["product_id"].isin(unknown).to_numpy()
+                if known_products_only:
+                    refused = rows.loc[of_unknown, ["line", "product_id"]].itertuples(index=False)
+                    errors += [_not_in_catalog(line, product_id) for line, product_id in refused]
+                    rows = rows[~of_unknown]
+                else:
+                    result.unknown_products |= unknown
+                    result.unknown_product_rows += int(of_unknown.sum())
+            errors = sorted(errors + read_errors, key=lambda error: error.line)
+            stop = errors if not skip_invalid else [error for error in errors if not error.skippable]
+            if stop:
+                raise stop[0]
             result.rows_read += len(rows) + len(errors)
             result.note_skipped(errors)
             keep = ~rows["user_id"].isin(opted_out).to_numpy()
@@ -263,19 +240,9 @@ def _import(chunks, skip_invalid, progress, source, position):
     return result
 
 
-def _check_header(chunk):
-    """Maps the file's column names to ours (case and spaces aside); raises for a missing one."""
-    columns = {name: str(name).strip().lower() for name in chunk.columns}
-    found = set()
-    for name in columns.values():
-        if name in found and name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS:
-            raise InvalidRow(1, name, "the header names this column twice", "repeated column")
-        found.add(name)
-    for required in REQUIRED_COLUMNS:
-        if required not in found:
-            header = ", ".join(str(name) for name in chunk.columns) or "nothing"
-            raise InvalidRow(1, required, f"the header has no such column (it has: {header})", "missing column")
-    return columns
+def _not_in_catalog(line, product_id):
+    problem = "not a product of the store"
+    return InvalidRow(int(line), "product_id", f"{_show(product_id)} is {problem}", problem)
 
 
 def _validate(chunk, lines, started):
@@ -294,23 +261,26 @@ def _validate(chunk, lines, started):
         mask = mask & ~bad
         if mask.any():
             for row in np.flatnonzero(mask.to_numpy()):
-                text = chunk.at[row, column] if column in chunk else ""
+                text = chunk.at[row, column].strip() if column in chunk else ""
                 errors.append(InvalidRow(int(lines[row]), column, reason(text), problem))
             bad.loc[mask] = True
 
     def present(column):
         return chunk[column].str.strip() if column in chunk else pd.Series("", index=chunk.index)
 
+    for column in chunk.columns:
+        nul = chunk[column].str.contains("\0", regex=False)
+        reject(nul, column, "contains a NUL byte", lambda value: f"{_show(value)} contains a NUL byte")
     for column in REQUIRED_COLUMNS:
-        text = present(column)
-        reject(text == "", column, "a value is required", lambda _: "a value is required")
+        reject(present(column) == "", column, "a value is required", lambda _: "a value is required")
+    for column, limit in _TEXT_LENGTHS.items():
+        text = values[column] = present(column)
         reject(
-            text.str.len() > _ID_LENGTH,
+            text.str.len() > limit,
             column,
-            f"longer than {_ID_LENGTH} characters",
-            lambda value: f"{_show(value)} is longer than {_ID_LENGTH} characters",
+            f"longer than {limit} characters",
+            lambda value, limit=limit: f"{_show(value)} is longer than {limit} characters ({len(value):,})",
         )
-        values[column] = text
 
     for column, parse in (
         ("ordered_at", _parse_time),
@@ -326,20 +296,11 @@ def _validate(chunk, lines, started):
                 text.isin([value for value, why in failures.items() if why == problem]),
                 column,
                 problem,
-                lambda value, problem=problem: f"{_show(value.strip())} {problem}",
+                lambda value, problem=problem: f"{_show(value)} {problem}",
             )
         converted = {value: (None if value in failures else result) for value, result in parsed.items()}
         values[column] = pd.Series([converted[value] for value in text], index=text.index, dtype=object)
-
-    category = present("category")
-    reject(
-        category.str.len() > _CATEGORY_LENGTH,
-        "category",
-        f"longer than {_CATEGORY_LENGTH} characters",
-        lambda value: f"{_show(value)} is longer than {_CATEGORY_LENGTH} characters",
-    )
-    values["category"] = category
-    values["product_name"] = present("product_name")
+    values["line"] = lines
 
     rows = pd.DataFrame(values)[~bad.to_numpy()]
     base = datetime.combine(started.astimezone(dt_timezone.utc).date(), datetime.min.time(), dt_timezone.utc)

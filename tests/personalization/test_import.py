@@ -149,17 +149,6 @@ def test_header_names_are_matched_without_case_or_spaces(csv_file):
 
 
 @pytest.mark.django_db
-def test_a_file_that_is_not_utf8_is_rejected_by_name_and_imports_nothing(csv_file):
-    path = csv_file(GOOD + "9,C1,p3,,,,Caf\xe9,,\n", encoding="latin-1")
-
-    with pytest.raises(CommandError) as error:
-        run_import(path)
-
-    assert str(error.value) == f"{path}: not UTF-8 text"
-    assert not Event.objects.exists()
-
-
-@pytest.mark.django_db
 def test_a_missing_file_is_named_in_the_error(tmp_path):
     path = tmp_path / "nowhere.csv"
 
@@ -248,3 +237,161 @@ def test_generated_histories_import_cleanly(tmp_path):
     first = frame.iloc[0]
     stored = Event.objects.get(order_id=first["order_id"], product_id=first["product_id"])
     assert stored.created_at == first["ordered_at"].to_pydatetime()
+
+
+# Bad bytes ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_nul_byte_names_file_line_and_column_and_imports_nothing(csv_file):
+    path = csv_file(GOOD + "9,C1,p3,,,,,Fuji\0Apples,\n")
+
+    with pytest.raises(CommandError) as error:
+        run_import(path)
+
+    assert str(error.value) == f"{path}, line 5, column 'product_name': 'Fuji\\x00Apples' contains a NUL byte"
+    assert not Event.objects.exists()
+
+
+@pytest.mark.django_db
+def test_skip_invalid_skips_a_row_with_a_nul_byte_and_reports_it(csv_file):
+    path = csv_file(GOOD + "9,C1,p\0,,,,,,\n")
+
+    output = run_import(path, "--skip-invalid")
+
+    assert "4 rows read, 3 imported" in output and "1 skipped" in output
+    assert "skipped 1: column 'product_id': contains a NUL byte" in output
+    assert f"{path}, line 5, column 'product_id': 'p\\x00' contains a NUL byte" in output
+    assert sorted(Event.objects.values_list("product_id", flat=True)) == ["p1", "p1", "p2"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("args", [(), ("--skip-invalid",)])
+def test_a_file_that_is_not_utf8_names_line_column_and_byte_and_imports_nothing(csv_file, args):
+    path = csv_file(GOOD + "9,C1,p3,,,,Caf\xe9,,\n", encoding="latin-1")
+
+    with pytest.raises(CommandError) as error:
+        run_import(path, *args)
+
+    assert str(error.value) == (
+        f"{path}, line 5, column 'category': not UTF-8 text (byte 0xe9 at byte 4 of the value); save the file as UTF-8"
+    )
+    assert not Event.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_utf16_file_is_rejected_at_its_header(csv_file):
+    path = csv_file(GOOD, encoding="utf-16")
+
+    with pytest.raises(CommandError) as error:
+        run_import(path)
+
+    assert str(error.value).startswith(f"{path}, line 1: not UTF-8 text (byte 0xff at byte 1 of the 1st field)")
+
+
+# Lengths -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_10_mb_product_name_is_a_row_error_naming_the_column_and_the_limit(csv_file):
+    path = csv_file(GOOD + "9,C1,p3,,,,," + "x" * 10_000_000 + ",\n")
+
+    with pytest.raises(CommandError) as error:
+        run_import(path)
+
+    assert str(error.value).startswith(f"{path}, line 5, column 'product_name': 'xxx")
+    assert str(error.value).endswith("is longer than 255 characters (10,000,000)")
+    assert not Event.objects.exists()
+
+
+@pytest.mark.django_db
+def test_text_values_as_long_as_the_event_fields_hold_are_stored_whole(csv_file):
+    user, order, product, category, name = "u" * 64, "o" * 64, "p" * 64, "c" * 128, "n" * 255
+    path = csv_file(HEADER + f"{user},{order},{product},,,,{category},{name},\n")
+
+    run_import(path)
+
+    event = Event.objects.get()
+    assert (event.user_id, event.order_id, event.product_id, event.category) == (user, order, product, category)
+    assert event.data == {"product_name": name}
+
+
+# Unknown products --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_rows_of_unknown_products_import_and_the_summary_counts_them(csv_file, make_product):
+    known = make_product()
+    path = csv_file(HEADER + f"1,A,{known.pk},,,,,,\n1,A,p9,,,,,,\n2,B,p9,,,,,,\n2,B,999999,,,,,,\n")
+
+    output = run_import(path)
+
+    assert Event.objects.count() == 4
+    assert "4 rows read, 4 imported" in output
+    assert "3 rows of 2 unknown products" in output
+
+
+@pytest.mark.django_db
+def test_known_products_only_refuses_an_unknown_product_by_line_and_imports_nothing(csv_file, make_product):
+    known = make_product()
+    path = csv_file(HEADER + f"1,A,{known.pk},,,,,,\n1,A,p9,,,,,,\n")
+
+    with pytest.raises(CommandError) as error:
+        run_import(path, "--known-products-only")
+
+    assert str(error.value) == f"{path}, line 3, column 'product_id': 'p9' is not a product of the store"
+    assert not Event.objects.exists()
+
+
+@pytest.mark.django_db
+def test_known_products_only_with_skip_invalid_skips_the_rows_of_unknown_products(csv_file, make_product):
+    known = make_product()
+    path = csv_file(HEADER + f"1,A,{known.pk},,,,,,\n1,A,p9,,,,,,\n2,B,999999,,,,,,\n")
+
+    output = run_import(path, "--known-products-only", "--skip-invalid")
+
+    assert list(Event.objects.values_list("product_id", flat=True)) == [str(known.pk)]
+    assert "3 rows read, 1 imported" in output and "2 skipped" in output
+    assert "skipped 2: column 'product_id': not a product of the store" in output
+    assert "0 rows of 0 unknown products" in output
+
+
+@pytest.mark.django_db
+def test_the_catalog_is_asked_once_per_chunk(csv_file, make_product, monkeypatch):
+    from personalization.adapters import get_adapter
+
+    adapter = get_adapter()
+    asked = []
+    products = adapter.products
+    monkeypatch.setattr(adapter, "products", lambda ids: asked.append(sorted(ids)) or products(ids))
+    known = make_product()
+    path = csv_file(HEADER + f"1,A,{known.pk},,,,,,\n1,A,999999,,,,,,\n2,B,{known.pk},,,,,,\n")
+
+    history.import_history(path, chunk_size=2)
+
+    assert asked == [sorted([str(known.pk), "999999"]), [str(known.pk)]]
+
+
+# Line numbers ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_quoted_newline_does_not_shift_the_lines_of_later_rows(csv_file):
+    path = csv_file(HEADER + '1,A,p1,,,,,"Fuji\nApples",\n1,A,p2,,abc,,,,\n')
+
+    with pytest.raises(CommandError) as error:
+        run_import(path)
+
+    assert str(error.value) == f"{path}, line 4, column 'quantity': 'abc' is not a whole number"
+
+
+@pytest.mark.django_db
+def test_a_row_spanning_lines_is_reported_at_its_first_line_in_every_chunk(csv_file):
+    rows = ['1,A,p1,,,,,"two\nlines",\n', '1,B,p2,,x,,,"three\n\nlines",\n', "1,C,p3,,,,,,,extra\n", "1,D,p4,,y,,,,\n"]
+    path = csv_file(HEADER + "".join(rows))
+
+    result = history.import_history(path, skip_invalid=True, chunk_size=1)
+
+    skipped = [(error.line, error.column) for error in result.skip_examples]
+    assert skipped == [(4, "quantity"), (7, None), (8, "quantity")]
+    assert result.imported == 1

@@ -11,7 +11,8 @@ class Command(BaseCommand):
     help = (
         "Imports past orders from a UTF-8 CSV file (one order line per row; columns user_id, order_id, "
         "product_id and optionally ordered_at, order_number, quantity, price, category, product_name) "
-        "as purchase events. Importing the same file again adds nothing."
+        "as purchase events. Importing the same file again adds nothing. Rows of products the store's "
+        "catalog does not have are imported and counted, unless --known-products-only."
     )
 
     def add_arguments(self, parser):
@@ -22,13 +23,18 @@ class Command(BaseCommand):
             help="import the valid rows and report the invalid ones (default: the first invalid row stops the import)",
         )
         parser.add_argument(
+            "--known-products-only",
+            action="store_true",
+            help="refuse rows of products the store's catalog does not have (default: import them and count them)",
+        )
+        parser.add_argument(
             "--chunk-size",
             type=int,
             default=history.CHUNK_SIZE,
             help=f"rows read at a time (default {history.CHUNK_SIZE}); memory use grows with it",
         )
 
-    def handle(self, *args, file, skip_invalid, chunk_size, **options):
+    def handle(self, *args, file, skip_invalid, known_products_only, chunk_size, **options):
         if chunk_size < 1:
             raise CommandError("--chunk-size must be at least 1.")
         size = os.path.getsize(file) if os.path.isfile(file) else None
@@ -41,7 +47,11 @@ class Command(BaseCommand):
 
             try:
                 result = history.import_history(
-                    file, skip_invalid=skip_invalid, chunk_size=chunk_size, progress=progress
+                    file,
+                    skip_invalid=skip_invalid,
+                    known_products_only=known_products_only,
+                    chunk_size=chunk_size,
+                    progress=progress,
                 )
             except history.InvalidRow as exc:
                 raise CommandError(f"{file}, {exc}") from exc
@@ -53,7 +63,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{file}: {result.rows_read} rows read, {result.imported} imported, "
             f"{result.duplicates_ignored} already imported, {result.opted_out} of opted-out shoppers left out, "
-            f"{result.skipped} skipped."
+            f"{result.skipped} skipped, "
+            f"{result.unknown_product_rows} rows of {len(result.unknown_products)} unknown products."
         )
         for reason, count in sorted(result.skip_reasons.items(), key=lambda item: -item[1]):
             self.stdout.write(f"  skipped {count}: {reason}")
