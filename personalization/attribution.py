@@ -72,6 +72,11 @@ def read_click_token(token):
     return Click(str(recommendation_id), str(product_id), str(placement))
 
 
+def click_memory_key(user_id, session_key):
+    """Where the shopper's recent clicks are remembered (for crediting their next cart additions)."""
+    return _key(user_id, session_key)
+
+
 def _key(user_id, session_key):
     return f"personalization:clicks:u{user_id}" if user_id else f"personalization:clicks:s{session_key}"
 

@@ -6,7 +6,8 @@ from django.utils import timezone
 
 from personalization.cache import cache
 from personalization.conf import settings
-from personalization.models import Event, OptOut
+from personalization.models import Coupon, CouponAssignment, Event, OptOut
+from personalization.signals import shopper_forgotten
 
 _CACHE_SECONDS = 300
 #: A `cached` argument saying the caller read the key and found nothing.
@@ -53,23 +54,23 @@ def opted_out_users(user_ids):
 def opt_out(user=None, session_key=""):
     """Stops tracking and personalization for a shopper and erases what was recorded about them."""
     with transaction.atomic():
-        if user is not None:
-            OptOut.objects.get_or_create(user=user)
-        else:
-            OptOut.objects.get_or_create(session_key=session_key)
-        forget(user=user, session_key=session_key)
+        owner = {"user": user} if user is not None else {"session_key": session_key}
+        _, created = OptOut.objects.get_or_create(**owner)
+        if not created:  # a new row is erased by opt_out_recorded
+            forget(user=user, session_key=session_key)
     cache.set(_cache_key(getattr(user, "pk", None), session_key), True, _CACHE_SECONDS)
 
 
 def opt_out_recorded(opt_out_row):
     """What a saved OptOut means at once, however it was made (opt_out, the admin, a shell): the
-    shopper's answer is cached, and their version token renewed, so that no recommendation cached
-    for them before is served again (ranking serves a cached shortlist without asking)."""
+    shopper's answer is cached and they are forgotten, in the database and (on commit) in the cache,
+    where their version token is renewed, so that nothing cached for them before is served again."""
     from personalization import events
 
     user_id, session_key = opt_out_row.user_id, opt_out_row.session_key or ""
     cache.set(_cache_key(user_id, session_key), True, _CACHE_SECONDS)
-    events.renew_shopper_versions([(user_id, session_key)])
+    forget(user_id=user_id, session_key=session_key)
+    events.renew_shopper_versions([(user_id, session_key)])  # at once, not only on commit
 
 
 def opt_in(user=None, session_key=""):
@@ -80,14 +81,28 @@ def opt_in(user=None, session_key=""):
 
 
 def forget(user=None, session_key="", user_id=None):
-    """Erases every event of a shopper. Returns the number of events deleted."""
+    """Erases a shopper: their events, their unused coupons and coupon-campaign assignments (a redeemed
+    coupon stays for the books, without the shopper), and, once committed, every copy the cache holds
+    (shopper_forgotten). Returns the number of events deleted."""
+    from personalization import events
+
     user_id = user_id or getattr(user, "pk", None)
-    if user_id:
-        deleted, _ = Event.objects.filter(user_id=str(user_id)).delete()
-    elif session_key:
-        deleted, _ = Event.objects.filter(session_key=session_key, user_id="").delete()
-    else:
+    if not user_id and not session_key:
         raise ValueError("forget() needs a user or a session key")
+    session_key = "" if user_id else session_key
+    version = cache.get(events.shopper_version_key(events.Shopper(user_id, session_key)))  # what their copies are under
+    with transaction.atomic():
+        if user_id:
+            deleted, _ = Event.objects.filter(user_id=str(user_id)).delete()
+            coupons = Coupon.objects.filter(user_id=user_id)
+            coupons.filter(status=Coupon.Status.REDEEMED).update(user=None)
+            coupons.delete()
+            CouponAssignment.objects.filter(user_id=user_id).delete()
+        else:
+            deleted, _ = Event.objects.filter(session_key=session_key, user_id="").delete()
+        transaction.on_commit(
+            lambda: shopper_forgotten.send(sender=forget, user_id=str(user_id or ""), session_key=session_key, version=version)
+        )
     return deleted
 
 

@@ -12,6 +12,8 @@ from django.db.models.signals import post_delete, post_init, post_save
 from personalization import events, privacy
 from personalization.adapters import get_adapter
 from personalization.middleware import current_request
+from personalization.services import erasure
+from personalization.signals import shopper_forgotten
 from personalization.models import EventKind
 
 logger = logging.getLogger("personalization.receivers")
@@ -152,6 +154,7 @@ def connect():
         post_save.connect(order_saved, sender=adapter.order_model(), dispatch_uid="personalization.order_saved")
     user_logged_in.connect(shopper_logged_in, dispatch_uid="personalization.shopper_logged_in")
     post_delete.connect(user_deleted, sender=get_user_model(), dispatch_uid="personalization.user_deleted")
+    shopper_forgotten.connect(erasure.forget_cached, dispatch_uid="personalization.forget_cached")
 
 
 def disconnect():

@@ -256,9 +256,12 @@ class Coupon(models.Model):
     campaign = models.ForeignKey(
         CouponCampaign, on_delete=models.PROTECT, related_name="coupons", verbose_name=_("campaign")
     )
+    # None once the shopper was forgotten (privacy.forget) and the coupon, redeemed, stays for the books.
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
+        null=True,
+        blank=True,
         related_name="personalization_coupons",
         verbose_name=_("shopper"),
     )

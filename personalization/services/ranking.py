@@ -370,6 +370,13 @@ def _pinned_shortlist(placement, chain, models, shopper, version, ask, looked_up
     return shortlist
 
 
+def precomputed_keys(shopper):
+    """The slots of `shopper`'s shortlists for every placement as a page asks for it by default (what
+    precompute() fills, and most of what requests fill)."""
+    slugs = [*Placement.objects.values_list("slug", flat=True), CART_PREDICTIONS_SLUG]
+    return [_slot_key(slug, shopper, None, None, None) for slug in dict.fromkeys(slugs)]
+
+
 def _slot_key(slug, shopper, requested_limit, product_id, cart_product_ids):
     """Where the shortlist of one placement, shopper and ask is kept (known before the placement is
     read: the slug and the limit as asked for). One slot per ask: a newer shortlist replaces the last."""

@@ -56,7 +56,7 @@ def history_of(shopper, *, version=None, new_version=False, write=True):
     if not shopper:
         return (NOBODY, None) if not write else NOBODY
     version = version if version is not None else events.shopper_version(shopper)
-    key = f"personalization:history:{shopper.user_id or ''}:{shopper.session_key}:{version}"
+    key = history_key(shopper, version)
     found = None if new_version else cache.get(key)
     to_write = None
     if found is None:
@@ -64,6 +64,11 @@ def history_of(shopper, *, version=None, new_version=False, write=True):
         if write:
             cache.set(key, found, CACHE_SECONDS)
     return found if write else (found, to_write)
+
+
+def history_key(shopper, version):
+    """Where the history of `shopper` read under their version token `version` is cached."""
+    return f"personalization:history:{shopper.user_id or ''}:{shopper.session_key}:{version}"
 
 
 def read_history(shopper):

@@ -1,0 +1,22 @@
+"""A forgotten shopper's copies in the cache, dropped (privacy.forget erases the database's rows).
+
+Everything cached about a shopper is keyed by their version token, so renewing it leaves nothing
+servable; the copies themselves are deleted too: the history read under the old token, the
+shortlists of every placement as pages ask for them by default (the precomputed ones), the clicks
+remembered for attribution. Shortlists of other asks (a product page's, a limit asked for) are never
+served again and expire within ranking.CACHE_SECONDS."""
+from personalization import attribution, events
+from personalization.cache import cache
+from personalization.services import ranking, shoppers
+
+
+def forget_cached(sender=None, *, user_id="", session_key="", version=None, **kwargs):
+    """shopper_forgotten's receiver; `version`: the shopper's version token when they were forgotten."""
+    shopper = events.Shopper(user_id=user_id or None, session_key="" if user_id else session_key)
+    if not shopper:
+        return
+    keys = [attribution.click_memory_key(shopper.user_id, shopper.session_key), *ranking.precomputed_keys(shopper)]
+    tokens = {version, cache.get(events.shopper_version_key(shopper))} - {None}
+    keys += [shoppers.history_key(shopper, token) for token in tokens]
+    cache.delete_many(keys)
+    events.renew_shopper_versions([(shopper.user_id, shopper.session_key)])
