@@ -41,6 +41,14 @@ class Shortage:
         }
 
 
+class AlreadyPlaced(CartError):
+    """The cart was checked out and has not changed since: a repeated submission of its checkout."""
+
+    def __init__(self, order):
+        self.order = order
+        super().__init__(_("Your order has already been placed."))
+
+
 class CouponRejected(CartError):
     """The coupon the shopper gave does not apply to this order; str() says why."""
 
@@ -130,7 +138,8 @@ def coupon_discount(code, user, lines):
 # Changing the cart
 
 def _touch(cart):
-    Cart.objects.filter(pk=cart.pk).update(updated_at=timezone.now())
+    """Records a change: the cart is no longer the one its last order was placed from."""
+    Cart.objects.filter(pk=cart.pk).update(updated_at=timezone.now(), placed_order=None)
 
 
 def add_product(cart, product, quantity):
@@ -202,6 +211,8 @@ def merge_session_cart(session_key, user):
 def place_order(cart, *, user, full_name, address, coupon_code="", request=None):
     """Turns the cart into an order, decrementing stock and redeeming the coupon, all in one transaction.
 
+    The cart is locked first, so checkouts of one cart run one after the other: a repeated or
+    simultaneous one finds the cart empty and raises AlreadyPlaced with the order placed from it.
     Products are locked while their stock is checked and decremented; if any is short, OutOfStock
     is raised and nothing changes. A coupon that does not apply raises CouponRejected, also
     changing nothing; if the coupon service itself fails, the order is placed without a discount.
@@ -210,9 +221,14 @@ def place_order(cart, *, user, full_name, address, coupon_code="", request=None)
     if cart is None:
         raise EmptyCart()
     with transaction.atomic():
+        # The lock is a write, not select_for_update(): PostgreSQL holds the row until commit either way,
+        # and SQLite (where select_for_update() does nothing) takes its write lock before anything is read,
+        # waiting for another checkout's commit instead of failing on a stale read.
+        Cart.objects.filter(pk=cart.pk).update(updated_at=timezone.now())
         lines = list(cart.lines.order_by("pk"))
         if not lines:
-            raise EmptyCart()
+            placed = Cart.objects.select_related("placed_order").get(pk=cart.pk).placed_order
+            raise AlreadyPlaced(placed) if placed else EmptyCart()
         product_ids = sorted({line.product_id for line in lines})
         products = {p.pk: p for p in Product.objects.select_for_update().filter(pk__in=product_ids).order_by("pk")}
         shortages = [
@@ -252,6 +268,7 @@ def place_order(cart, *, user, full_name, address, coupon_code="", request=None)
             _redeem_coupon(order, coupon_code, user, product_ids)
         for line in lines:
             line.delete()
+        Cart.objects.filter(pk=cart.pk).update(placed_order=order)
         transaction.on_commit(functools.partial(order_placed.send, sender=Order, order=order, request=request))
     return order
 

@@ -64,6 +64,10 @@ class Cart(models.Model):
     )
     session_key = models.CharField(_("session key"), max_length=40, blank=True, db_index=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    # The order the cart's lines became, until the cart changes again: a repeated checkout is answered with it.
+    placed_order = models.ForeignKey(
+        "Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("placed order")
+    )
 
     class Meta:
         verbose_name = _("cart")

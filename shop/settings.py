@@ -1,5 +1,6 @@
 """Settings of the demo store. The database comes from DATABASE_URL (default: SQLite)."""
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -75,6 +76,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = (
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;"
     )
+    # The tests' database is a file, as the store's is; in Django's default, a shared in-memory database,
+    # a connection fails at once on a table another one is writing instead of waiting its turn, so
+    # simultaneous checkouts (tests/shop/test_checkout_concurrency.py) could not be tested.
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), f"shop-tests-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -184,6 +184,9 @@ def checkout(request):
                 order = shop_cart.place_order(
                     cart, user=request.user, request=request, coupon_code=code, **form.cleaned_data
                 )
+            except shop_cart.AlreadyPlaced as repeated:
+                messages.info(request, str(repeated))
+                return redirect("order_confirmation", pk=repeated.order.pk)
             except shop_cart.CouponRejected as error:
                 return _checkout_page(request, form, coupon_form, lines, coupon_error=str(error))
             except shop_cart.CartError as error:

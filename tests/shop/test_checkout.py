@@ -117,3 +117,44 @@ def test_checkout_form_is_filled_with_the_last_delivery_details(client, shopper)
     response = client.get(reverse("checkout"))
 
     assert response.context["form"].initial == {"full_name": "Ada Lovelace", "address": "1 Main Street"}
+
+
+def test_a_repeated_checkout_is_answered_with_the_order_it_placed(client, shopper):
+    apple = ProductFactory(title="Apple", stock=10)
+    fill_cart(shopper, (apple, 2))
+    first = client.post(reverse("checkout"), DELIVERY)
+
+    second = client.post(reverse("checkout"), DELIVERY, follow=True)
+
+    order = Order.objects.get()
+    assert first["Location"] == reverse("order_confirmation", args=[order.pk])
+    assert second.redirect_chain == [(reverse("order_confirmation", args=[order.pk]), 302)]
+    assert "Your order has already been placed." in second.text
+    assert Product.objects.get(pk=apple.pk).stock == 8
+
+
+def test_a_cart_changed_after_its_checkout_is_no_longer_answered_with_that_order(client, shopper):
+    apple = ProductFactory(title="Apple", stock=10)
+    fill_cart(shopper, (apple, 2))
+    client.post(reverse("checkout"), DELIVERY)
+    client.post(reverse("cart_add", args=[apple.pk]), {"quantity": 1})
+    client.post(reverse("cart_remove", args=[apple.pk]))
+
+    response = client.post(reverse("checkout"), DELIVERY)
+
+    assert response["Location"] == reverse("cart")
+    assert Order.objects.count() == 1
+
+
+def test_a_cart_filled_again_after_its_checkout_places_a_new_order(client, shopper):
+    apple = ProductFactory(title="Apple", stock=10)
+    fill_cart(shopper, (apple, 2))
+    client.post(reverse("checkout"), DELIVERY)
+    client.post(reverse("cart_add", args=[apple.pk]), {"quantity": 3})
+
+    response = client.post(reverse("checkout"), DELIVERY)
+
+    latest = Order.objects.order_by("-pk").first()
+    assert response["Location"] == reverse("order_confirmation", args=[latest.pk])
+    assert [order.lines.get().quantity for order in Order.objects.order_by("pk")] == [2, 3]
+    assert Product.objects.get(pk=apple.pk).stock == 5
