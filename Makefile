@@ -23,6 +23,9 @@ install: $(VENV)/.installed
 
 # The demo's web process and worker share a file cache (a shared cache is what production needs too).
 demo: export CACHE_DIR ?= $(CURDIR)/var/cache
+# The demo's own key, known to anyone who reads this file: the demo only (shop/settings.py wants DJANGO_SECRET_KEY).
+demo: export DJANGO_SECRET_KEY ?= demo-store-not-secret-never-use-it-on-a-server
+demo: export DJANGO_DEBUG ?= 1
 demo: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_catalog --products $(DEMO_PRODUCTS)
@@ -45,7 +48,7 @@ demo: install
 # (`celery -A shop beat`) and the others run `celery -A shop worker`, on GPU hosts with `-Q gpu`
 # (README, "Operations"). WORKER_ARGS adds options, e.g. WORKER_ARGS="--concurrency 2".
 worker: install
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-0} $(CELERY) worker -B --loglevel INFO $(WORKER_ARGS)
+	$(CELERY) worker -B --loglevel INFO $(WORKER_ARGS)
 
 # The main suite (shop.settings), then the django-oscar test store with its own settings. Each suite
 # appends its own options: PYTEST_ARGS to both, MAIN_PYTEST_ARGS / OSCAR_PYTEST_ARGS to one

@@ -1,14 +1,28 @@
-"""Settings of the demo store. The database comes from DATABASE_URL (default: SQLite)."""
+"""Settings of the demo store. The database comes from DATABASE_URL (default: SQLite).
+
+The secret key comes from DJANGO_SECRET_KEY and DEBUG is off unless DJANGO_DEBUG=1: `make demo` sets
+both for the demo, and a server runs shop/settings_production.py (HTTPS) on top of these.
+"""
 import os
 import tempfile
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-store-not-secret-change-me-in-production")
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY and "PYTEST_VERSION" in os.environ:
+    # pytest (8.2 and later) sets PYTEST_VERSION while it runs: the tests, and the workers they start, share this key.
+    SECRET_KEY = "tests-only-not-secret"
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set. Set it to a long random value kept out of the repository, e.g. "
+        "export DJANGO_SECRET_KEY=\"$(python -c 'from django.core.management.utils import get_random_secret_key; "
+        "print(get_random_secret_key())')\" (`make demo` sets a demo key by itself)."
+    )
+DEBUG = os.environ.get("DJANGO_DEBUG") == "1"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
 
 INSTALLED_APPS = [
