@@ -11,6 +11,7 @@ values it reads at once and `complete()` the rest of a row only when it needs th
 import threading
 import weakref
 
+from django.core.exceptions import ValidationError
 from django.db import connections, router
 
 #: Sizes the SQL is compiled for: a list of keys is padded (by repeating a key) to the next one.
@@ -34,11 +35,11 @@ class RowsByKey:
         self._lock = threading.Lock()
 
     def __call__(self, ids):
-        keys = list(dict.fromkeys(self._key(value) for value in ids))
+        connection = connections[router.db_for_read(self.model)]
+        keys = list(dict.fromkeys(key for key in map(self._key, ids) if key is not None and self._fits(key, connection)))
         if not keys:
             return []
         bucket = next((size for size in BUCKETS if size >= len(keys)), None)
-        connection = connections[router.db_for_read(self.model)]
         prepared = self._prepare(connection, bucket) if bucket else None
         if prepared is None:
             return list(self._queryset(keys, connection.alias))
@@ -51,7 +52,18 @@ class RowsByKey:
         return row.prepared.complete(row)
 
     def _key(self, value):
-        return self.model._meta.pk.get_prep_value(value)  # raises for a bad key as the ORM does
+        """The primary key `value` stands for, or None when no row can have it ("abc" for a number)."""
+        try:
+            return self.model._meta.pk.get_prep_value(value)
+        except (TypeError, ValueError, ValidationError):
+            return None
+
+    def _fits(self, key, connection):
+        """False for a number the key's column cannot hold (the database would refuse the query)."""
+        if not isinstance(key, int):
+            return True
+        low, high = connection.ops.integer_field_range(self.model._meta.pk.get_internal_type())
+        return (low is None or key >= low) and (high is None or key <= high)
 
     def _queryset(self, keys, alias):
         rows = self.model._default_manager.using(alias).filter(pk__in=keys)

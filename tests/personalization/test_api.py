@@ -140,6 +140,8 @@ def test_an_anonymous_shopper_without_a_session_gets_popular_products_and_no_ses
         ({"placement": "api-for-you", "limit": "0"}, "limit"),
         ({"placement": "api-for-you", "limit": "1000"}, "limit"),
         ({"placement": "api-for-you", "product": "999999"}, "product"),
+        ({"placement": "cart-completion", "product": "abc"}, "product"),  # no product has such a key
+        ({"placement": "product-similar", "product": "9" * 30}, "product"),  # more than the key column holds
         ({"placement": "not a slug!"}, "placement"),
         ({}, "placement"),
     ],
@@ -347,6 +349,8 @@ def test_an_anonymous_shoppers_events_belong_to_a_session_the_api_gives_them(api
         ({"kind": "purchase", "product": "PRODUCT"}, "kind"),
         ({"kind": "cart_add", "product": "PRODUCT"}, "kind"),
         ({"kind": "view", "product": "999999"}, "product"),
+        ({"kind": "view", "product": "abc"}, "product"),
+        ({"kind": "view", "product": "9" * 30}, "product"),
         ({"kind": "view"}, "product"),
         ({"kind": "click", "product": "PRODUCT", "recommendation_id": "not an id!"}, "recommendation_id"),
         ({"kind": "impression", "product": "PRODUCT", "position": 0}, "position"),
