@@ -499,7 +499,8 @@ def _serve(placement, shortlist, *, product_id, exclude, limit):
             info = products.get(candidate.product_id)
             if info is not None and allowed(placement, info):
                 candidate = _same_shelf_anchor(candidate, info, shortlist.favourites, products)
-                chosen.append((candidate, info, products.get(candidate.anchor)))
+                anchor = products.get(candidate.anchor)
+                chosen.append((candidate, info, anchor if anchor is not None and anchor.active else None))
                 if len(chosen) == limit:
                     return _finished(adapter, drafts, chosen)
     return _finished(adapter, drafts, chosen)

@@ -185,6 +185,16 @@ def test_similar_products_come_from_the_learned_item_vectors(trained):
     assert all(item.explanation == "Similar to Cheese" for item in found)
 
 
+def test_an_inactive_product_is_never_named_in_an_explanation(trained):
+    cheese = trained.product("Cheese")
+    cheese.active = False
+    cheese.save()
+
+    found = ranking.recommend(placement(Strategy.SIMILAR, page=Placement.Page.PRODUCT), Shopper(), product_id=cheese.pk)
+
+    assert found.items and not [item.explanation for item in found.items if "Cheese" in item.explanation]
+
+
 def test_the_placements_category_and_price_rules_apply(trained):
     gold = ProductFactory(title="Gold cheese", category=trained.product("Cheese").category, price="90.00")
     Event.objects.create(kind=EventKind.PURCHASE, user_id="someone", product_id=str(gold.pk), order_id="gold-1")
