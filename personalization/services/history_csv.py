@@ -1,11 +1,13 @@
 """The order-history CSV file: its columns, and reading it as chunks of text rows that know their
 physical lines (header = line 1; a row whose quoted field spans lines is at its first line).
 
-Bytes that are not UTF-8 stop the reading at the row that holds them, naming its line, column and
-byte; the rows read before it are still checked, so that the first error of a file is the one told.
+Bytes that are not UTF-8, or a quote left open to the end, stop the reading at the row that holds
+them, naming its line (and the bytes' column and position); the rows read before it are still
+checked, so that the first error of a file is the one told.
 """
 import csv
 import io
+import itertools
 import re
 from contextlib import contextmanager
 
@@ -17,6 +19,10 @@ OPTIONAL_COLUMNS = ("ordered_at", "order_number", "quantity", "price", "category
 
 # A byte the UTF-8 decoder could not read, kept by the "surrogateescape" error handler as U+DC80-U+DCFF.
 _UNDECODED = re.compile("[\udc80-\udcff]")
+# A last line after the file's: read as a row of its own, unless a quoted value is still open. No
+# text decodes to it (the decoder makes U+DC80-U+DCFF only).
+_END_LINE = "\ud800\n"
+_END = ["\ud800"]
 # csv's field size limit while a file is read: the lengths are checked per column, with the row's line.
 _FIELD_SIZE_LIMIT = 2**31 - 1
 
@@ -74,7 +80,7 @@ def csv_chunks(handle, chunk_size):
     text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
         with _long_fields():
-            yield from _chunks(csv.reader(text), chunk_size)
+            yield from _chunks(csv.reader(itertools.chain(text, [_END_LINE])), chunk_size)
     finally:
         text.detach()  # the caller's file stays open
 
@@ -91,19 +97,16 @@ def _chunks(reader, chunk_size):
     records, lines, errors = [], [], []
     while True:
         line = reader.line_num + 1
-        record = _next(reader, line)
-        if record is not None and any(record):
-            undecoded = _undecoded(record, line, names)
-            if undecoded:
-                errors.append(undecoded)
-                yield _frame(records, positions), np.array(lines, dtype=np.int64), errors
-                return
-            if len(record) > len(names):
-                too_many = f"expected {len(names)} fields, saw {len(record)}"
-                errors.append(InvalidRow(line, None, too_many, "wrong number of fields"))
-            else:
+        try:
+            record = _next(reader, line)
+            if record is not None and any(record):
+                _check(record, line, names)
                 records.append(record)
                 lines.append(line)
+        except InvalidRow as error:
+            errors.append(error)
+            if not error.skippable:  # the rest of the file cannot be read: the rows before it are still checked
+                record = None
         if record is None or len(records) + len(errors) >= chunk_size:
             if records or errors:
                 yield _frame(records, positions), np.array(lines, dtype=np.int64), errors
@@ -113,10 +116,25 @@ def _chunks(reader, chunk_size):
 
 
 def _next(reader, line):
+    """The next record, or None at the end of the file."""
     try:
-        return next(reader, None)
+        record = next(reader)
     except csv.Error as exc:
         raise InvalidRow(line, None, f"not readable as CSV ({exc})", skippable=False) from exc
+    if record == _END:
+        return None
+    if record and record[-1].endswith(_END_LINE):
+        raise InvalidRow(line, None, "a quoted value is not closed before the end of the file", skippable=False)
+    return record
+
+
+def _check(record, line, names):
+    """Raises InvalidRow for a record with bytes that are not UTF-8 or with too many fields."""
+    undecoded = _undecoded(record, line, names)
+    if undecoded:
+        raise undecoded
+    if len(record) > len(names):
+        raise InvalidRow(line, None, f"expected {len(names)} fields, saw {len(record)}", "wrong number of fields")
 
 
 def _frame(records, positions):

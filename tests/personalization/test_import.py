@@ -395,3 +395,24 @@ def test_a_row_spanning_lines_is_reported_at_its_first_line_in_every_chunk(csv_f
     skipped = [(error.line, error.column) for error in result.skip_examples]
     assert skipped == [(4, "quantity"), (7, None), (8, "quantity")]
     assert result.imported == 1
+
+
+@pytest.mark.django_db
+def test_a_quote_left_open_names_the_line_where_it_opens_and_imports_nothing(csv_file):
+    path = csv_file(GOOD + '9,C1,"p3,,,,,,\n9,C2,p4,,,,,,\n')
+
+    with pytest.raises(CommandError) as error:
+        run_import(path, "--skip-invalid")
+
+    assert str(error.value) == f"{path}, line 5: a quoted value is not closed before the end of the file"
+    assert not Event.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_first_bad_row_is_told_even_when_a_later_one_is_not_utf8(csv_file):
+    path = csv_file(GOOD + "9,C1,p3,,abc,,,,\n9,C1,p4,,,,Caf\xe9,,\n", encoding="latin-1")
+
+    with pytest.raises(CommandError) as error:
+        run_import(path)
+
+    assert str(error.value) == f"{path}, line 5, column 'quantity': 'abc' is not a whole number"
