@@ -52,9 +52,8 @@ class UnknownCoupon(CouponError):
     default_detail = gettext_lazy("We do not know this coupon code. Please check it and try again.")
 
 
-class NotYourCoupon(CouponError):
-    code = "not_yours"
-    default_detail = gettext_lazy("This coupon belongs to another shopper's account.")
+class NotYourCoupon(UnknownCoupon):
+    """Another shopper's code: answered exactly as an unknown one, so nobody can probe for codes."""
 
 
 class CouponUsed(CouponError):

@@ -77,11 +77,15 @@ def test_an_unknown_code_is_refused_with_a_clear_message():
         coupons.validate("NOSUCHCODE22", UserFactory(), Decimal("20.00"))
 
 
-def test_another_shoppers_coupon_is_refused():
+def test_another_shoppers_coupon_is_refused_exactly_as_an_unknown_code():
     coupon = CouponFactory()
 
-    with pytest.raises(coupons.NotYourCoupon, match="another shopper"):
+    with pytest.raises(coupons.NotYourCoupon) as theirs:
         coupons.validate(coupon.code, UserFactory(), Decimal("20.00"))
+    with pytest.raises(coupons.UnknownCoupon) as unknown:
+        coupons.validate("NOSUCHCODE22", UserFactory(), Decimal("20.00"))
+
+    assert (theirs.value.code, str(theirs.value)) == (unknown.value.code, str(unknown.value))
 
 
 def test_an_anonymous_shopper_cannot_use_a_coupon():
