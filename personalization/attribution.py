@@ -27,6 +27,9 @@ ATTRIBUTION_SECONDS = 7 * 24 * 60 * 60
 REMEMBERED_CLICKS = 50
 ATTRIBUTED_KINDS = frozenset({EventKind.CART_ADD, EventKind.PURCHASE})
 _SALT = "personalization.click"
+#: How long a click link counts as a click: an older one (a bookmark, a shared link) still leads to
+#: its product but records nothing.
+CLICK_LINK_SECONDS = 2 * 24 * 60 * 60
 
 
 @dataclass(frozen=True)
@@ -67,9 +70,15 @@ def _click_signer(secret):
 
 
 def read_click_token(token):
-    """The Click a token names; raises signing.BadSignature for a token we did not sign."""
-    recommendation_id, product_id, placement = signing.loads(token, salt=_SALT)
+    """The Click a token names; raises signing.BadSignature for a token we did not sign, and
+    signing.SignatureExpired (a BadSignature) for one older than CLICK_LINK_SECONDS."""
+    recommendation_id, product_id, placement = signing.loads(token, salt=_SALT, max_age=CLICK_LINK_SECONDS)
     return Click(str(recommendation_id), str(product_id), str(placement))
+
+
+def product_of_click_token(token):
+    """The product id a token we signed names, however old (an expired link still leads to its product)."""
+    return str(signing.loads(token, salt=_SALT)[1])
 
 
 def click_memory_key(user_id, session_key):

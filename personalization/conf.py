@@ -58,6 +58,9 @@ DEFAULTS = {
     # The store's page layout that the plugin's own page (the privacy choice) extends, filling its
     # {% block title %} and {% block content %}.
     "PAGE_TEMPLATE": "base.html",
+    # How many reverse proxies in front of the store append to X-Forwarded-For: the API's anonymous
+    # throttles count requests by the address the outermost one saw. 0: REMOTE_ADDR, no header believed.
+    "TRUSTED_PROXIES": 0,
     # Master switch for recording events.
     "RECORD_EVENTS": True,
     # Events older than this many days are deleted by purge_expired_events(). None keeps them all.

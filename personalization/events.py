@@ -3,6 +3,7 @@
 Receivers and `personalization.track()` come through here. Writing never raises into the host:
 a failed write is logged with the events it could not store.
 """
+import hashlib
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -79,6 +80,15 @@ class NewEvent:
                 raise InvalidEvent(f"unit_price: {self.unit_price!r} is not a number") from None
         return self
 
+    def counted_once(self):
+        """A click or an impression counts once per shopper, recommendation and product: sending it
+        again (a replayed link, a script) adds nothing to anybody's figures."""
+        if self.kind in (EventKind.CLICK, EventKind.IMPRESSION) and self.recommendation_id and self.dedupe_key is None:
+            who = f"u{self.shopper.user_id}" if self.shopper.user_id else f"s{self.shopper.session_key}"
+            digest = hashlib.sha1(f"{who}:{self.recommendation_id}:{self.product_id}".encode()).hexdigest()
+            self.dedupe_key = f"{self.kind}:{digest}"
+        return self
+
     def to_model(self):
         return Event(
             kind=self.kind,
@@ -115,7 +125,7 @@ def bulk_record(new_events):
             continue
         if event.kind == EventKind.VIEW and not _first_view_in_window(event):
             continue
-        accepted.append(event.to_model())
+        accepted.append(event.counted_once().to_model())
     if accepted:
         attribution.attribute(accepted)
         _write_on_commit(accepted)

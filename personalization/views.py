@@ -49,11 +49,16 @@ def click(request, token):
     """
     try:
         shown = attribution.read_click_token(token)
+        product_id = shown.product_id
+    except signing.SignatureExpired:  # an old link: it leads to the product, but is no click
+        shown, product_id = None, attribution.product_of_click_token(token)
     except (signing.BadSignature, ValueError, TypeError):
         raise Http404("not a recommendation link")
-    product = get_adapter().products([shown.product_id]).get(shown.product_id)
+    product = get_adapter().products([product_id]).get(product_id)
     if product is None or not _is_page_url(product.url):
         raise Http404("the recommended product is gone")
+    if shown is None:
+        return HttpResponseRedirect(product.url)
     recorded = events.record_for(
         request, EventKind.CLICK, product.id, recommendation_id=shown.recommendation_id, data={"placement": shown.placement}
     )

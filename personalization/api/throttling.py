@@ -10,6 +10,7 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from personalization.api.rates import DEFAULT_RATES
 from personalization.cache import cache
+from personalization.conf import settings
 
 
 class ShopperThrottle(SimpleRateThrottle):
@@ -45,6 +46,18 @@ class ShopperThrottle(SimpleRateThrottle):
             raise ImproperlyConfigured(
                 f"No throttle rate for {self.scope!r}: set REST_FRAMEWORK['DEFAULT_THROTTLE_RATES'][{self.scope!r}]."
             ) from None
+
+    def get_ident(self, request):
+        """The client's address: REMOTE_ADDR, or behind PERSONALIZATION["TRUSTED_PROXIES"] = n proxies
+        the address the outermost of them saw (n-th from the right in X-Forwarded-For). A header a
+        client writes itself is never believed, so changing it buys no more requests."""
+        remote = request.META.get("REMOTE_ADDR", "")
+        proxies = settings.TRUSTED_PROXIES
+        if not proxies:
+            return remote
+        forwarded = [address.strip() for address in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        forwarded = [address for address in forwarded if address]
+        return forwarded[-proxies] if len(forwarded) >= proxies else remote
 
     def get_cache_key(self, request, view):
         ident = request.user.pk if self.audience == "user" else self.get_ident(request)

@@ -421,6 +421,25 @@ def test_each_shopper_is_throttled_on_their_own(trained, for_you, api, settings)
     assert api().get(RECOMMENDATIONS, params).status_code == 200  # anonymous: its own, default, rate
 
 
+@pytest.mark.parametrize("proxies, same_client", [(0, True), (1, False)])
+def test_anonymous_throttles_believe_x_forwarded_for_only_behind_trusted_proxies(
+    proxies, same_client, for_you, api, settings
+):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"personalization.recommendations.anon": "2/min"},
+    }
+    settings.PERSONALIZATION = {**settings.PERSONALIZATION, "TRUSTED_PROXIES": proxies}
+    client, params = api(), {"placement": "api-for-you"}
+
+    answers = [
+        client.get(RECOMMENDATIONS, params, HTTP_X_FORWARDED_FOR=f"203.0.113.{n}").status_code for n in range(3)
+    ]
+
+    # No proxy trusted: the made-up headers are one client (REMOTE_ADDR); behind one proxy, three clients.
+    assert answers == ([200, 200, 429] if same_client else [200, 200, 200])
+
+
 def api_views():
     from personalization.api import urls
 
@@ -517,3 +536,15 @@ def test_the_recommendations_answer_holds_exactly_what_its_schema_fields_say(tra
         serializer = RecommendationsSerializer(found, context={"request": request})
         assert found.items
         assert serializer.data == drf.Serializer.to_representation(serializer, found)
+
+
+def test_a_click_or_impression_sent_again_counts_once_per_shopper_recommendation_and_product(api, make_product):
+    product, client = make_product(), api()
+    body = [{"kind": kind, "product": product.pk, "recommendation_id": "d" * 32} for kind in ("impression", "click")]
+
+    for _ in range(3):
+        assert client.post(EVENTS, body).status_code == 202
+    api().post(EVENTS, body)  # another shopper
+
+    assert Event.objects.filter(kind=EventKind.CLICK).count() == Event.objects.filter(kind=EventKind.IMPRESSION).count() == 2
+

@@ -139,6 +139,18 @@ def test_a_click_link_cannot_be_forged_or_pointed_elsewhere(trained, visit):
     assert Event.objects.filter(kind=EventKind.CLICK).count() == 1
 
 
+def test_a_replayed_click_link_counts_once_and_an_old_one_not_at_all(trained, visit, monkeypatch):
+    milk = trained.product("Milk")
+    link = reverse("personalization:click", args=[attribution.click_token("b" * 32, milk.pk, "home-for-you")])
+
+    answers = [visit("get", link) for _ in range(5)]
+    monkeypatch.setattr(attribution, "CLICK_LINK_SECONDS", -1)  # every link is old now
+    old = visit("get", link)
+
+    assert {a["Location"] for a in [*answers, old]} == {milk.get_absolute_url()}  # each still leads to the product
+    assert Event.objects.filter(kind=EventKind.CLICK).count() == 1
+
+
 def test_a_cart_addition_and_purchase_after_a_click_carry_its_recommendation_id(trained, visit):
     html = visit("get", trained.product("Milk").get_absolute_url()).content.decode()
     recommendation_id, shown = section(html, "product-bought-together")
