@@ -10,10 +10,12 @@ import functools
 import hashlib
 import hmac
 import logging
+import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core import signing
+from django.utils.crypto import salted_hmac
 from django.utils.encoding import force_bytes
 
 from personalization.cache import cache
@@ -37,6 +39,30 @@ class Click:
     recommendation_id: str
     product_id: str
     placement: str
+
+
+def new_recommendation_id(shopper):
+    """A fresh recommendation id (32 hex digits) that itself proves whom it was shown to: 16 random
+    digits and 16 of an HMAC of them with the shopper, so no cache or table is needed to check it."""
+    nonce = secrets.token_hex(8)
+    return nonce + _issued_mac(nonce, _identity(shopper))
+
+
+def issued_to(recommendation_id, shopper):
+    """True when `recommendation_id` was made by new_recommendation_id for `shopper`, or for a
+    visitor without a session yet (who gets one with their first event)."""
+    nonce, mac = recommendation_id[:16], recommendation_id[16:]
+    return any(hmac.compare_digest(mac, _issued_mac(nonce, who)) for who in {_identity(shopper), ""})
+
+
+def _identity(shopper):
+    if shopper.user_id:
+        return f"u{shopper.user_id}"
+    return f"s{shopper.session_key}" if shopper.session_key else ""
+
+
+def _issued_mac(nonce, identity):
+    return salted_hmac("personalization.recommendation", f"{nonce}:{identity}", algorithm="sha256").hexdigest()[:16]
 
 
 def click_token(recommendation_id, product_id, placement):

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 
 from django.utils.cache import patch_cache_control
+from django.utils.translation import gettext as _
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -238,6 +239,7 @@ class EventsView(ShopperAPIView):
         if not serializer.is_valid():
             raise ValidationError(serializer.errors if many else _single(serializer.errors))
         shopper = shopper_of(request, create_session=True)
+        _check_issued(serializer.validated_data, shopper, many)
         new = [
             events.NewEvent(
                 event["kind"],
@@ -267,6 +269,16 @@ class EventsView(ShopperAPIView):
                         shopper.user_id, shopper.session_key, event.product_id, event.recommendation_id
                     )
         return Response({"received": len(new), "recorded": recorded}, status=status.HTTP_202_ACCEPTED)
+
+
+def _check_issued(received, shopper, many):
+    """Impressions and clicks must name a recommendation shown to this shopper: nobody can credit
+    made-up ids, or another shopper's, with clicks."""
+    for position, event in enumerate(received):
+        recommendation_id = event.get("recommendation_id", "")
+        if recommendation_id and not attribution.issued_to(recommendation_id, shopper):
+            message = _("This is not a recommendation shown to you.")
+            raise ValidationError({position: {"recommendation_id": [message]}} if many else {"recommendation_id": [message]})
 
 
 def _single(errors):

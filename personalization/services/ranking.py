@@ -14,7 +14,6 @@ a failing query is logged and popular products are served instead.
 import functools
 import hashlib
 import logging
-import uuid
 from dataclasses import asdict, dataclass, field, replace
 
 from django.urls import NoReverseMatch, reverse
@@ -106,7 +105,7 @@ def recommend(
     already shown on the page. `state`: what _read_state read for this shopper (recommend_slug).
     Never raises; an inactive placement gives no items.
     """
-    recommendation_id = uuid.uuid4().hex
+    recommendation_id = attribution.new_recommendation_id(shopper)
     requested, limit = limit, _limit(limit, placement)
     product_id = None if product_id in (None, "") else str(product_id)
     items, strategy = [], placement.strategy

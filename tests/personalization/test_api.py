@@ -12,7 +12,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from personalization import events
+from personalization import attribution, events
 from personalization.models import Coupon, Event, EventKind, Placement
 from personalization.services import explanations, ranking
 from shop.models import Cart, CartLine
@@ -303,10 +303,16 @@ def test_a_signed_in_shoppers_view_is_recorded(api, make_product):
     assert (event.kind, event.product_id, event.user_id) == (EventKind.VIEW, str(product.pk), str(shopper.pk))
 
 
+def issued(user=None):
+    """A recommendation id as ranking makes them for `user` (None: a visitor without a session)."""
+    return attribution.new_recommendation_id(events.Shopper(user_id=str(user.pk) if user else None))
+
+
 def test_the_impressions_of_a_placement_are_recorded_in_one_request(api, make_product):
     shopper, products = UserFactory(), [make_product(), make_product()]
+    recommendation_id = issued(shopper)
     shown = [
-        {"kind": "impression", "product": p.pk, "recommendation_id": "a" * 32, "placement": "home-for-you",
+        {"kind": "impression", "product": p.pk, "recommendation_id": recommendation_id, "placement": "home-for-you",
          "position": n}
         for n, p in enumerate(products, start=1)
     ]
@@ -316,17 +322,41 @@ def test_the_impressions_of_a_placement_are_recorded_in_one_request(api, make_pr
     assert response.json() == {"received": 2, "recorded": 2}
     recorded = Event.objects.filter(kind=EventKind.IMPRESSION).order_by("data__position")
     assert [(e.product_id, e.recommendation_id, e.data) for e in recorded] == [
-        (str(p.pk), "a" * 32, {"placement": "home-for-you", "position": n}) for n, p in enumerate(products, start=1)
+        (str(p.pk), recommendation_id, {"placement": "home-for-you", "position": n})
+        for n, p in enumerate(products, start=1)
     ]
 
 
 def test_a_click_credits_the_shoppers_next_cart_addition_to_the_recommendation(api, make_product, record):
     shopper, product = UserFactory(), make_product()
+    recommendation_id = issued(shopper)
 
-    api(shopper).post(EVENTS, {"kind": "click", "product": product.pk, "recommendation_id": "b" * 32})
+    api(shopper).post(EVENTS, {"kind": "click", "product": product.pk, "recommendation_id": recommendation_id})
     record(EventKind.CART_ADD, product, user_id=shopper.pk)
 
-    assert Event.objects.get(kind=EventKind.CART_ADD).recommendation_id == "b" * 32
+    assert Event.objects.get(kind=EventKind.CART_ADD).recommendation_id == recommendation_id
+
+
+def test_clicks_and_impressions_of_recommendations_not_shown_to_the_shopper_are_refused(api, make_product):
+    shopper, product = UserFactory(), make_product()
+
+    for recommendation_id in ("b" * 32, issued(UserFactory())):  # made up; another shopper's
+        for kind in ("click", "impression"):
+            body = {"kind": kind, "product": product.pk, "recommendation_id": recommendation_id}
+            answer = assert_error(api(shopper).post(EVENTS, body), 400, "invalid")
+            assert list(answer["errors"]) == ["recommendation_id"]
+    assert not Event.objects.exists()
+
+
+def test_an_answer_of_the_recommendations_endpoint_gives_an_id_its_shopper_may_send_back(trained, for_you, api):
+    shopper = trained.shoppers["dairy"][0]
+    client = api(shopper)
+    answer = client.get(RECOMMENDATIONS, {"placement": "api-for-you"}).json()
+
+    shown = [{"kind": "impression", "product": item["product_id"], "recommendation_id": answer["recommendation_id"]}
+             for item in answer["items"]]  # fmt: skip
+
+    assert client.post(EVENTS, shown).json()["recorded"] == len(answer["items"]) > 0
 
 
 def test_an_anonymous_shoppers_events_belong_to_a_session_the_api_gives_them(api, make_product):
@@ -540,7 +570,7 @@ def test_the_recommendations_answer_holds_exactly_what_its_schema_fields_say(tra
 
 def test_a_click_or_impression_sent_again_counts_once_per_shopper_recommendation_and_product(api, make_product):
     product, client = make_product(), api()
-    body = [{"kind": kind, "product": product.pk, "recommendation_id": "d" * 32} for kind in ("impression", "click")]
+    body = [{"kind": kind, "product": product.pk, "recommendation_id": issued()} for kind in ("impression", "click")]
 
     for _ in range(3):
         assert client.post(EVENTS, body).status_code == 202
