@@ -22,6 +22,7 @@ def setup_django():
     if "DATABASE_URL" not in os.environ:
         os.environ["DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp(prefix='bench-capture-')}/bench.sqlite3"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
+    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-not-secret")  # shop/settings.py needs one
     import django
 
     django.setup()

@@ -3,8 +3,10 @@ server has (DEBUG off, persistent database connections, one cache all workers sh
 no bench reaches, and its own URLconf with the trivial endpoint it compares with."""
 import os
 
-from shop.settings import *  # noqa: F401,F403
-from shop.settings import REST_FRAMEWORK
+os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-not-secret")  # before shop.settings, which needs one
+
+from shop.settings import *  # noqa: E402,F401,F403
+from shop.settings import REST_FRAMEWORK  # noqa: E402
 
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
