@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from django.conf import settings as django_settings
-from django.core.exceptions import ValidationError
-from django.db import DataError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from personalization.adapters import get_adapter
@@ -61,8 +60,6 @@ _MAX_QUANTITY = 2**31 - 1
 _MAX_PRICE = Decimal("1e10")
 _CENT = Decimal("0.01")
 _WHOLE_NUMBER = re.compile(r"\+?[0-9]+")
-# What a catalog lookup raises for an id that cannot be a product key ('p9' where keys are numbers).
-_NOT_A_KEY = (ValueError, TypeError, OverflowError, ValidationError, DataError)
 
 __all__ = [
     "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "ImportResult", "InvalidRow", "UnreadableFile",
@@ -185,23 +182,12 @@ def _frame_chunks(frame, chunk_size):
 
 
 def _unknown_products(product_ids):
-    """The ids among `product_ids` the store's catalog does not have: one adapter call per WRITE_BATCH ids."""
+    """The ids among `product_ids` the store's catalog does not have: one adapter call per WRITE_BATCH
+    ids (an adapter answers for the ids that exist; "p9" where keys are numbers is simply not there)."""
     product_ids, adapter, known = list(dict.fromkeys(product_ids)), get_adapter(), set()
     for start in range(0, len(product_ids), WRITE_BATCH):
-        known |= _known(adapter, product_ids[start : start + WRITE_BATCH])
+        known |= set(adapter.products(product_ids[start : start + WRITE_BATCH]))
     return set(product_ids) - known
-
-
-def _known(adapter, product_ids):
-    """The ids among `product_ids` the catalog has; one it cannot look up (not a key) is unknown."""
-    try:
-        with transaction.atomic():  # a savepoint: a database refusing a key leaves the import usable
-            return set(adapter.products(product_ids))
-    except _NOT_A_KEY:
-        if len(product_ids) == 1:
-            return set()
-        middle = len(product_ids) // 2
-        return _known(adapter, product_ids[:middle]) | _known(adapter, product_ids[middle:])
 
 
 # Validating and writing --------------------------------------------------------------------
