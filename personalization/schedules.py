@@ -25,6 +25,13 @@ SCHEDULES = {
         {},
         "Daily: deletes the events older than PERSONALIZATION['RETENTION_DAYS'].",
     ),
+    "personalization: sweep lost trainings": (
+        "personalization.tasks.sweep_lost_training_runs",
+        "*/5",
+        "*",
+        {},
+        "Every 5 minutes: marks failed the trainings whose worker died or went silent (no heartbeat).",
+    ),
     "personalization: expire coupons": (
         "personalization.tasks.expire_coupons",
         "5",

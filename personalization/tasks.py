@@ -94,6 +94,13 @@ def purge_expired_events():
 
 
 @shared_task(**RETRY)
+def sweep_lost_training_runs():
+    """Marks failed ("worker lost") the trainings whose worker died or went silent, without waiting
+    for the next training of their model; returns their ids."""
+    return [run.pk for run in training.sweep_lost_runs()]
+
+
+@shared_task(**RETRY)
 def expire_coupons():
     """Marks unused coupons past their expiry as expired; returns how many."""
     return coupons.expire()

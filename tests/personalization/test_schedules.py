@@ -9,7 +9,7 @@ from personalization import schedules, tasks
 pytestmark = pytest.mark.django_db
 
 
-def test_migrate_schedules_retraining_nightly_purging_daily_and_the_coupon_tasks_hourly():
+def test_migrate_schedules_retraining_nightly_purging_daily_the_coupon_tasks_hourly_and_the_lost_run_sweep():
     rows = {row.task: row for row in PeriodicTask.objects.filter(name__startswith="personalization:")}
 
     assert set(rows) == {
@@ -17,12 +17,14 @@ def test_migrate_schedules_retraining_nightly_purging_daily_and_the_coupon_tasks
         "personalization.tasks.purge_expired_events",
         "personalization.tasks.expire_coupons",
         "personalization.tasks.issue_abandoned_cart_coupons",
+        "personalization.tasks.sweep_lost_training_runs",
     }
     hours = {task: (row.crontab.minute, row.crontab.hour) for task, row in rows.items()}
     assert hours["personalization.tasks.retrain"] == ("30", "3")
     assert hours["personalization.tasks.purge_expired_events"] == ("0", "4")
     assert hours["personalization.tasks.expire_coupons"][1] == "*"
     assert hours["personalization.tasks.issue_abandoned_cart_coupons"][1] == "*"
+    assert hours["personalization.tasks.sweep_lost_training_runs"] == ("*/5", "*")
     assert json.loads(rows["personalization.tasks.retrain"].kwargs) == {"triggered_by": "schedule"}
     assert all(row.enabled for row in rows.values())
 

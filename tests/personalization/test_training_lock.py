@@ -129,3 +129,17 @@ def test_a_running_training_writes_its_heartbeat(monkeypatch):
     training.train_kind(ModelKind.NEXT_BASKET, pd.DataFrame({"user_id": ["1"]}))
 
     assert beats
+
+
+def test_the_periodic_sweep_marks_a_silent_run_lost_without_waiting_for_the_next_training():
+    from personalization import tasks
+
+    silent = running("elsewhere:1", heartbeat_age=timedelta(seconds=training.LEASE_SECONDS + 60))
+    alive = running("elsewhere:2", kind=ModelKind.AUTOENCODER)
+
+    assert tasks.sweep_lost_training_runs.apply().get() == [silent.pk]
+
+    silent.refresh_from_db()
+    alive.refresh_from_db()
+    assert (silent.status, alive.status) == (TrainingRun.Status.FAILED, TrainingRun.Status.RUNNING)
+    assert silent.message.startswith("worker lost: no heartbeat since")
