@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from personalization import attribution, privacy
@@ -117,6 +117,10 @@ def bulk_record(new_events):
     """Records many events in one write on commit; returns how many were accepted."""
     if not settings.RECORD_EVENTS:
         return 0
+    return _on_a_live_connection(_accept_and_write, new_events)
+
+
+def _accept_and_write(new_events):
     accepted = []
     for event in new_events:
         event.validate()
@@ -193,20 +197,43 @@ def _first_view_in_window(event):
 
 
 def _write(events):
+    """Stores the events; never raises (what could not be stored is logged)."""
     try:
-        if len(events) == 1 and events[0].dedupe_key is None:
-            # One plain INSERT is one round trip; bulk_create() adds BEGIN and COMMIT around it.
-            events[0].save(force_insert=True)
-        else:
-            Event.objects.bulk_create(events, ignore_conflicts=True)
+        _on_a_live_connection(_insert, events)
     except Exception:
-        logger.exception(
-            "Could not store %d event(s): %s",
-            len(events),
-            [(e.kind, e.product_id, e.user_id, e.session_key, e.quantity, e.dedupe_key) for e in events],
-        )
+        _log_lost(events)
         return
     renew_shopper_versions({(e.user_id, e.session_key) for e in events if e.kind in SHAPING_KINDS})
+
+
+def _on_a_live_connection(work, *args):
+    """work(*args), once more on a new database connection when the one it used turned out dead (a
+    restarted server, a proxy closing idle connections) and no transaction of the caller is open."""
+    try:
+        return work(*args)
+    except (OperationalError, InterfaceError) as exc:
+        connection = transaction.get_connection()
+        if connection.in_atomic_block:
+            raise
+        logger.warning("The database connection failed (%s); recording the events on a new one", exc)
+        connection.close()
+        return work(*args)
+
+
+def _insert(events):
+    if len(events) == 1 and events[0].dedupe_key is None:
+        # One plain INSERT is one round trip; bulk_create() adds BEGIN and COMMIT around it.
+        events[0].save(force_insert=True)
+    else:
+        Event.objects.bulk_create(events, ignore_conflicts=True)
+
+
+def _log_lost(events):
+    logger.exception(
+        "Could not store %d event(s): %s",
+        len(events),
+        [(e.kind, e.product_id, e.user_id, e.session_key, e.quantity, e.dedupe_key) for e in events],
+    )
 
 
 def _version_key(user_id, session_key):

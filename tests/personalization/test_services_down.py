@@ -88,3 +88,33 @@ def test_the_api_answers_popular_products_while_the_cache_is_down(trained, cache
     assert event.status_code == 202
     assert Event.objects.filter(kind=EventKind.VIEW).count() == 1
     assert committed(anonymous.get, reverse("personalization_api:schema")).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_written_over_a_dropped_database_connection_is_stored_on_a_new_one(caplog):
+    """The server ends the web process's connection (a restart, a proxy's idle timeout) just before
+    an event is written: the write opens a new connection and the event is stored."""
+    import os
+
+    import psycopg
+    from django.db import connection
+
+    from personalization import events
+
+    if connection.vendor != "postgresql":
+        message = "needs PostgreSQL (DATABASE_URL=postgres://...) to drop a connection from the server's side"
+        if os.environ.get("PERSONALIZATION_REQUIRE_SERVICES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    product = ProductFactory()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        [pid] = cursor.fetchone()
+    params = connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in params.items() if k in ("host", "port", "user", "dbname", "password")}) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    assert events.record(EventKind.VIEW, product.pk, session_key="dropped-connection")
+
+    assert Event.objects.filter(kind=EventKind.VIEW, session_key="dropped-connection").count() == 1
+    assert "recording the events on a new one" in caplog.text
