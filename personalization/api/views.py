@@ -10,11 +10,11 @@ from decimal import Decimal
 
 from django.utils.cache import patch_cache_control
 from django.utils.translation import gettext as _
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -22,6 +22,7 @@ from personalization import attribution, coupons, events
 from personalization.adapters import get_adapter
 from personalization.api import exceptions, serializers
 from personalization.api.permissions import AnyShopper, SignedInShopper
+from personalization.api.schema import ShopperSchema
 from personalization.api.throttling import SHOPPER_THROTTLES
 from personalization.models import EventKind, Placement
 from personalization.services import coupons as coupon_service
@@ -32,14 +33,26 @@ logger = logging.getLogger("personalization.api")
 #: Set in a session the API creates, so that the session is stored and its cookie sent.
 SESSION_MARK = "personalization_shopper"
 
-_ERRORS = {
-    400: OpenApiResponse(serializers.ErrorSerializer, description="Invalid parameters; `errors` says which."),
-    503: OpenApiResponse(serializers.ErrorSerializer, description="The service failed; the failure is logged."),
+
+
+def _error(description):
+    return OpenApiResponse(serializers.ErrorSerializer, description=description)
+
+
+#: The errors the API answers, by status; each endpoint documents those that can happen to it.
+ERRORS = {
+    400: _error("Invalid parameters or body: `detail` says what was wrong, `errors` where."),
+    401: _error("Not signed in where the endpoint needs it, or a token that is not valid."),
+    403: _error("Refused: a signed-in session's POST without its CSRF token."),
+    404: _error("No placement has this slug."),
+    415: _error("The body is not JSON (send Content-Type: application/json)."),
+    429: _error("Too many requests from this shopper: try again after Retry-After seconds."),
+    503: _error("The service failed; the failure is logged."),
 }
-_SIGNED_IN_ERRORS = {
-    401: OpenApiResponse(serializers.ErrorSerializer, description="Not signed in."),
-    403: OpenApiResponse(serializers.ErrorSerializer, description="Not allowed."),
-}
+
+
+def errors(*statuses):
+    return {status_code: ERRORS[status_code] for status_code in statuses}
 
 
 class JSONErrors:
@@ -50,11 +63,11 @@ class JSONErrors:
 
 
 def documented(**schema):
-    """extend_schema built on drf-spectacular's AutoSchema whatever the store's DEFAULT_SCHEMA_CLASS
+    """extend_schema built on the API's ShopperSchema whatever the store's DEFAULT_SCHEMA_CLASS
     (extend_schema builds on the method's own `schema` when it has one)."""
 
     def decorate(method):
-        method.schema = AutoSchema
+        method.schema = ShopperSchema
         return extend_schema(**schema)(method)
 
     return decorate
@@ -64,7 +77,7 @@ class ShopperAPIView(JSONErrors, APIView):
     """The API's base view: errors as JSON, and answers that no shared cache keeps. Its OpenAPI
     schema is drf-spectacular's whatever the store's DEFAULT_SCHEMA_CLASS."""
 
-    schema = AutoSchema()
+    schema = ShopperSchema()
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -95,6 +108,17 @@ def validated(serializer_class, data):
     return _validator(serializer_class).run_validation(data)
 
 
+def validated_query(serializer_class, request):
+    """The request's query parameters validated by `serializer_class`, as given: an empty value
+    (`limit=`) is invalid rather than absent, and a parameter given twice is refused."""
+    params = request.query_params
+    fields = _validator(serializer_class).fields
+    repeated = {name: [_("Give this parameter once.")] for name in fields if len(params.getlist(name)) > 1}
+    if repeated:
+        raise ValidationError(repeated)
+    return validated(serializer_class, {name: params[name] for name in fields if name in params})
+
+
 @functools.cache
 def _validator(serializer_class):
     return serializer_class()
@@ -111,12 +135,11 @@ class RecommendationsView(ShopperAPIView):
         parameters=[serializers.RecommendationsQuery],
         responses={
             200: serializers.RecommendationsSerializer,
-            404: OpenApiResponse(serializers.ErrorSerializer, description="No placement has this slug."),
-            **_ERRORS,
+            **errors(400, 401, 404, 429, 503),
         },
     )
     def get(self, request):
-        query = validated(serializers.RecommendationsQuery, request.query_params)
+        query = validated_query(serializers.RecommendationsQuery, request)
         try:
             found = ranking.recommend_slug(
                 query["placement"], shopper_of(request), product_id=query.get("product"), limit=query.get("limit")
@@ -134,10 +157,11 @@ class CartPredictionsView(ShopperAPIView):
     throttle_scope = "personalization.cart_predictions"
 
     @documented(
-        parameters=[serializers.LimitQuery], responses={200: serializers.RecommendationsSerializer, **_ERRORS}
+        parameters=[serializers.LimitQuery],
+        responses={200: serializers.RecommendationsSerializer, **errors(400, 401, 429, 503)},
     )
     def get(self, request):
-        query = validated(serializers.LimitQuery, request.query_params)
+        query = validated_query(serializers.LimitQuery, request)
         found = ranking.cart_predictions(shopper_of(request), limit=query.get("limit"))
         return Response(serializers.RecommendationsSerializer(found, context={"request": request}).data)
 
@@ -149,7 +173,7 @@ class CouponsView(ShopperAPIView):
     throttle_classes = SHOPPER_THROTTLES
     throttle_scope = "personalization.coupons"
 
-    @documented(responses={200: serializers.CouponSerializer(many=True), **_SIGNED_IN_ERRORS, 503: _ERRORS[503]})
+    @documented(responses={200: serializers.CouponSerializer(many=True), **errors(401, 429, 503)})
     def get(self, request):
         return Response(serializers.CouponSerializer(coupon_service.open_coupons(request.user), many=True).data)
 
@@ -160,16 +184,14 @@ class CouponValidationView(ShopperAPIView):
     permission_classes = [SignedInShopper]
     throttle_classes = SHOPPER_THROTTLES
     throttle_scope = "personalization.coupon_validation"
+    parser_classes = [JSONParser]
 
     @documented(
         request=serializers.CouponValidationRequest,
         responses={
             200: serializers.DiscountSerializer,
-            400: OpenApiResponse(
-                serializers.ErrorSerializer, description="The coupon does not apply; `detail` says why."
-            ),
-            **_SIGNED_IN_ERRORS,
-            503: _ERRORS[503],
+            **errors(400, 401, 403, 415, 429, 503),
+            400: _error("The coupon does not apply, or the body is invalid: `detail` says why."),
         },
     )
     def post(self, request):
@@ -218,15 +240,21 @@ class EventsView(ShopperAPIView):
     permission_classes = [AnyShopper]
     throttle_classes = SHOPPER_THROTTLES
     throttle_scope = "personalization.events"
+    parser_classes = [JSONParser]
 
     @documented(
         request=PolymorphicProxySerializer(
             component_name="EventOrEvents",
-            serializers=[serializers.EventSerializer, serializers.EventSerializer(many=True)],
+            serializers=[
+                serializers.EventSerializer,
+                serializers.EventSerializer(
+                    many=True, allow_empty=False, max_length=serializers.MAX_EVENTS_PER_REQUEST
+                ),
+            ],
             resource_type_field_name=None,
             many=False,
         ),
-        responses={202: serializers.EventsRecordedSerializer, **_ERRORS},
+        responses={202: serializers.EventsRecordedSerializer, **errors(400, 401, 403, 415, 429, 503)},
     )
     def post(self, request):
         many = isinstance(request.data, list)
