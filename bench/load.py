@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
-from serve import gunicorn, say, throwaway_database  # noqa: E402
+from serve import gunicorn, say, throwaway_database
 
 SECRET_KEY = "bench-only-not-secret"
 PASSWORD = "bench-shopper-password"
@@ -100,6 +100,7 @@ class Traffic:
         self.failures = collections.Counter()  # exceptions: connection errors, timeouts
         self.accepted_changes = 0
         self.double_submits = 0
+        self.merges = 0  # anonymous carts signed in at checkout
         self.double_submit_mismatches = []
         self.orders = []  # (user name, order id)
 
@@ -192,7 +193,7 @@ class Shopper:
                             product_id, "add")  # fmt: skip
         if self.cart and self.rng.random() < 0.4 and not self.over():
             product_id = self.rng.choice(sorted(self.cart))
-            quantity = self.rng.choice([q for q in range(0, 6) if q != self.cart[product_id]])
+            quantity = self.rng.choice([q for q in range(6) if q != self.cart[product_id]])
             self.change(f"/cart/update/{product_id}/", {"quantity": quantity}, product_id, "update", quantity)
         if len(self.cart) > 1 and self.rng.random() < 0.3 and not self.over():
             product_id = self.rng.choice(sorted(self.cart))
@@ -220,6 +221,8 @@ class Shopper:
         response = self.get("/checkout/")
         if "/accounts/login/" in response.url:  # an anonymous shopper: sign in, their cart merges into the account's
             self.log_in(next_path="/checkout/")
+            with self.traffic.lock:
+                self.traffic.merges += 1
         details = {"full_name": f"Bench {self.name}", "address": "1 Bench Road"}
         if self.rng.random() < 1 / 8:
             order_id = self.submit_twice(details)
@@ -430,7 +433,8 @@ def report(args, traffic):
           + (f", answered with different orders: {traffic.double_submit_mismatches}" if traffic.double_submit_mismatches else ""))
     print(f"purchases:       {order_lines} order lines, {purchase_events} purchase events: "
           f"{lost_purchases} lost, {duplicated_purchases} duplicated")
-    print(f"cart:            {traffic.accepted_changes} accepted cart changes, {cart_events} cart events; "
+    print(f"cart:            {traffic.accepted_changes} accepted cart changes, {cart_events} cart events "
+          f"({traffic.merges} anonymous carts merged at sign-in); "
           f"{compared} quantities compared (order lines and open cart lines): {lost_cart} short, {duplicated_cart} in excess")
     for owner, segment, product, in_store, net in mismatches[:20]:
         print(f"  shopper {owner}, {'cart' if segment == 'cart' else 'order ' + segment}, product {product}: "
@@ -455,6 +459,7 @@ def report(args, traffic):
         "purchase_events": purchase_events,
         "lost_purchases": lost_purchases,
         "duplicated_purchases": duplicated_purchases,
+        "anonymous_carts_merged": traffic.merges,
         "cart_changes": traffic.accepted_changes,
         "cart_events": cart_events,
         "cart_quantities_compared": compared,
