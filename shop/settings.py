@@ -143,8 +143,10 @@ LOGOUT_REDIRECT_URL = "home"
 # server; it serves the workers of one host only.
 EMBEDDED_BROKER_DIR = BASE_DIR / "var" / "celery"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://localhost//")
+# Queueing a task tries the broker twice, 0.2 s apart (see below the result backend's retries).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
         "data_folder_in": str(EMBEDDED_BROKER_DIR / "queue"),
         "data_folder_out": str(EMBEDDED_BROKER_DIR / "queue"),
         "control_folder": str(EMBEDDED_BROKER_DIR / "control"),
@@ -156,6 +158,11 @@ CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or (
     else f"file://{EMBEDDED_BROKER_DIR / 'results'}"
 )
 CELERY_RESULT_EXPIRES = 7 * 24 * 60 * 60
+# With the broker down, queueing a task (the admin's "retrain now") gives up at the first refused
+# connection instead of retrying for 6 to 19 s: the page then says the task could not be queued.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 0}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"max_retries": 0}}
 CELERY_TIMEZONE = TIME_ZONE
 # Schedules are django-celery-beat rows: `migrate` creates the plugin's, the admin edits them.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
