@@ -19,13 +19,20 @@ def only_this_api(endpoints, **kwargs):
 
 class ShopperSchema(AutoSchema):
     """drf-spectacular's AutoSchema, exact about what this API allows: an endpoint any shopper may
-    call lists anonymous access beside token and cookie, and a list body says how many items it takes."""
+    call lists anonymous access beside token and cookie, every POST needs its body, and a list body
+    says how many items it takes."""
 
     def get_auth(self):
         auths = super().get_auth()
         if {} not in auths and any(isinstance(permission, AnyShopper) for permission in self.view.get_permissions()):
             auths.append({})
         return auths
+
+    def _get_request_body(self, direction="request"):
+        body = super()._get_request_body(direction)
+        if body and self.method == "POST":
+            body["required"] = True
+        return body
 
     def _unwrap_list_serializer(self, serializer, direction):
         schema = super()._unwrap_list_serializer(serializer, direction)

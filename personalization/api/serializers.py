@@ -1,6 +1,9 @@
 """What the API reads (query parameters and bodies) and what it answers, field by field."""
+import re
+
 from django.utils.encoding import iri_to_uri
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from personalization.adapters import get_adapter
@@ -171,12 +174,29 @@ class CouponSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
+#: An amount of money as the API reads it: at most 10 digits, a point and 1 or 2 decimals.
+AMOUNT_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+
+
+@extend_schema_field({"type": "string", "format": "decimal", "pattern": AMOUNT_PATTERN, "example": "45.00"})
+class AmountField(serializers.DecimalField):
+    """A sum of money written as the schema says, e.g. "45.00": a string, since a JSON number is a
+    float and may not be the amount meant; never negative."""
+
+    default_error_messages = {"not_an_amount": _('Write the amount as a string such as "45.00".')}
+
+    def __init__(self, **kwargs):
+        super().__init__(max_digits=12, decimal_places=2, min_value=0, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not re.fullmatch(AMOUNT_PATTERN, data):
+            self.fail("not_an_amount")
+        return super().to_internal_value(data)
+
+
 class CouponValidationRequest(serializers.Serializer):
     code = serializers.CharField(max_length=64, trim_whitespace=True)
-    cart_total = serializers.DecimalField(
-        max_digits=12,
-        decimal_places=2,
-        min_value=0,
+    cart_total = AmountField(
         required=False,
         help_text=_("What the cart is worth. Default: the shopper's cart in the store, at today's prices."),
     )
