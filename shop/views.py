@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db.models import F, OuterRef, Q, Subquery, Sum, Window
 from django.db.models.functions import RowNumber
@@ -176,6 +177,10 @@ def checkout(request):
     cart = shop_cart.find_cart(request)
     lines = shop_cart.cart_lines(cart)
     applying = "apply_coupon" in request.POST
+    if request.method == "POST" and request.POST.get("coupon_code", "").strip() and _too_many_coupon_tries(request):
+        form, coupon_form = CheckoutForm(initial=request.POST.dict()), CouponForm(initial=request.POST.dict())
+        wait = _("You have tried too many coupon codes; please wait a few minutes and try again.")
+        return _checkout_page(request, form, coupon_form, lines, coupon_error=wait)
     if request.method == "POST" and not applying:
         form, coupon_form = CheckoutForm(request.POST), CouponForm(request.POST)
         if form.is_valid() and coupon_form.is_valid():
@@ -213,6 +218,21 @@ def checkout(request):
         messages.info(request, _("Your cart is empty."))
         return redirect("cart")
     return _checkout_page(request, form, coupon_form, lines)
+
+
+#: Coupon codes one account may try at checkout per window (seconds), as the API's coupon check allows:
+#: unguessable codes stay unguessable when nobody can try thousands.
+COUPON_TRIES, COUPON_TRY_SECONDS = 10, 10 * 60
+
+
+def _too_many_coupon_tries(request):
+    """Counts this typed code; True once the account has tried more than COUPON_TRIES in the window."""
+    key = f"shop:coupon-tries:{request.user.pk}"
+    try:
+        cache.add(key, 0, COUPON_TRY_SECONDS)
+        return cache.incr(key) > COUPON_TRIES
+    except Exception:  # no cache, no limit: checkout goes on
+        return False
 
 
 def _checkout_page(request, form, coupon_form, lines, coupon_error=""):

@@ -217,3 +217,15 @@ def test_the_shoppers_coupon_is_not_filled_in_when_the_cart_is_too_small_for_it(
     assert coupon.code not in page
     assert "Place order · $20.00" in page
     assert "errorlist" not in page
+
+
+def test_an_account_that_tries_too_many_coupon_codes_is_asked_to_wait(client, cart, coupon):
+    tried = [
+        client.post(reverse("checkout"), {"coupon_code": f"NOTACODE{n:04d}", "apply_coupon": "1"}).content.decode()
+        for n in range(10)
+    ]
+    assert all("We do not know this coupon code" in page for page in tried)
+
+    page = client.post(reverse("checkout"), {"coupon_code": coupon.code, "apply_coupon": "1"}).content.decode()
+
+    assert "tried too many coupon codes" in page and "−$2.00" not in page  # not even a right one is checked
