@@ -139,6 +139,9 @@ def test_an_anonymous_shopper_without_a_session_gets_popular_products_and_no_ses
         ({"placement": "api-for-you", "limit": "abc"}, "limit"),
         ({"placement": "api-for-you", "limit": "0"}, "limit"),
         ({"placement": "api-for-you", "limit": "1000"}, "limit"),
+        ({"placement": "api-for-you", "limit": ""}, "limit"),  # empty is not absent
+        ({"placement": "api-for-you", "limit": ["2", "3"]}, "limit"),  # given twice
+        ({"placement": "api-for-you", "product": ""}, "product"),
         ({"placement": "api-for-you", "product": "999999"}, "product"),
         ({"placement": "cart-completion", "product": "abc"}, "product"),  # no product has such a key
         ({"placement": "product-similar", "product": "9" * 30}, "product"),  # more than the key column holds
@@ -416,6 +419,39 @@ def test_an_empty_or_oversized_or_shapeless_body_is_answered_400(body, api, make
     assert_error(api().post(EVENTS, body), 400, "invalid")
 
 
+@pytest.mark.parametrize(
+    "raw, code",
+    [("null", "invalid"), ("5", "invalid"), ("true", "invalid"), ('[1, "view"]', "invalid"), ("", "invalid"),
+     ('{"kind": "view"', "parse_error")],
+)  # fmt: skip
+def test_a_body_that_is_not_an_event_or_a_list_of_events_is_answered_400(raw, code, api, make_product):
+    make_product()
+
+    assert_error(api().post(EVENTS, raw, content_type="application/json"), 400, code)
+    assert not Event.objects.exists()
+
+
+@pytest.mark.parametrize("url", [EVENTS, VALIDATE])
+@pytest.mark.parametrize("body_format", ["multipart", "form"])
+def test_bodies_are_json_only_and_others_are_answered_415(url, body_format, api, make_product):
+    client, data = api(UserFactory()), {"kind": "view", "product": make_product().pk, "code": "ANY"}
+
+    if body_format == "form":
+        response = client.post(url, "kind=view&code=ANY", content_type="application/x-www-form-urlencoded")
+    else:
+        response = client.post(url, data, format="multipart")
+
+    assert_error(response, 415, "unsupported_media_type")
+
+
+def test_an_amount_is_a_string_of_at_most_two_decimals(api):
+    coupon = CouponFactory(campaign__categories="")
+
+    for cart_total in (45, 45.5, "45.123", "-1", " 45", ""):
+        response = api(coupon.user).post(VALIDATE, {"code": coupon.code, "cart_total": cart_total})
+        assert list(assert_error(response, 400, "invalid")["errors"]) == ["cart_total"]
+
+
 def test_events_that_cannot_be_recorded_are_logged_with_their_content_and_answered_503(
     api, make_product, monkeypatch, caplog
 ):
@@ -506,6 +542,23 @@ def test_the_schema_is_valid_openapi_of_this_api(db, api):
         "/api/personalization/coupons/validate/",
         "/api/personalization/events/",
     }
+
+
+def test_the_schema_says_who_may_call_each_endpoint_what_it_may_answer_and_that_bodies_are_json(db, api):
+    paths = api().get(reverse("personalization_api:schema"), {"format": "json"}).json()["paths"]
+    operation = lambda path, method="get": paths[f"/api/personalization/{path}"][method]  # noqa: E731
+    signed_in = [{"tokenAuth": []}, {"cookieAuth": []}]
+
+    for anyone in (operation("recommendations/"), operation("cart-predictions/"), operation("events/", "post")):
+        assert sorted(anyone["security"], key=str) == sorted([*signed_in, {}], key=str)
+    for account in (operation("coupons/"), operation("coupons/validate/", "post")):
+        assert account["security"] == signed_in
+    assert set(operation("recommendations/")["responses"]) == {"200", "400", "401", "404", "429", "503"}
+    assert set(operation("coupons/")["responses"]) == {"200", "401", "429", "503"}
+    for path in ("events/", "coupons/validate/"):
+        body = operation(path, "post")["requestBody"]
+        assert body["required"] and list(body["content"]) == ["application/json"]
+        assert set(operation(path, "post")["responses"]) >= {"400", "401", "403", "415", "429", "503"}
 
 
 def test_the_schema_generates_without_warnings(db, tmp_path):

@@ -79,9 +79,8 @@ def shopper(store):
 def coupon(shopper, store):
     """A coupon of the signed-in shopper that applies to any cart, and a cart in the store to apply it to."""
     CartLine.objects.create(cart=Cart.objects.create(user=shopper), product=store.product("Milk"), quantity=2)
-    return CouponFactory(
-        user=shopper, campaign__categories="", campaign__min_cart_total=Decimal("0"), campaign__max_discount=Decimal("5")
-    )
+    campaign = {"categories": "", "min_cart_total": Decimal(0), "max_discount": Decimal(5)}
+    return CouponFactory(user=shopper, **{f"campaign__{field}": value for field, value in campaign.items()})
 
 
 class StoreReferences:
@@ -99,7 +98,8 @@ class StoreReferences:
             if "product" in case.query:
                 case.query["product"] = self._pick(self.products, case.query["product"])
             if "placement" in case.query:  # some stay unknown: a 404
-                case.query["placement"] = self._pick([*self.placements, case.query["placement"]], case.query["placement"])
+                slug = case.query["placement"]
+                case.query["placement"] = self._pick([*self.placements, slug], slug)
         if not case.meta.is_negative_at(ParameterLocation.BODY):
             body = case.body if isinstance(case.body, list) else [case.body]
             for item in (item for item in body if isinstance(item, dict)):
