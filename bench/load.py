@@ -368,6 +368,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--products", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--cache-down", action="store_true",
+                        help="the web processes' cache is a Redis nobody listens on (127.0.0.1:1)")  # fmt: skip
     args = parser.parse_args()
     if args.quick:
         args.shoppers, args.seconds = 5, 10.0
@@ -388,6 +390,8 @@ def main():
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         }
         os.environ.update({key: env[key] for key in env if key.startswith(("DJANGO_", "DATABASE_"))})
+        if args.cache_down:  # the web processes only: setting the store up uses the cache (django-admin-charts)
+            env["CACHE_URL"] = "redis://127.0.0.1:1/0"
         started = time.perf_counter()
         products, categories = build_store(args.products, args.shoppers)
         say(f"store: {len(products)} products in {len(categories)} categories, {args.shoppers} accounts "
@@ -444,6 +448,7 @@ def report(args, traffic):
               f"store's ({len(held)} lines); the comparison above uses the store's")
     return {
         "bench": "load",
+        "cache": "down" if args.cache_down else "up",
         "seconds": args.seconds,
         "shoppers": args.shoppers,
         "workers": args.workers,
