@@ -125,7 +125,8 @@ def check_settings(app_configs=None, **kwargs):
 @checks.register(checks.Tags.templates)
 def check_templates(app_configs=None, **kwargs):
     found = []
-    engines = [t for t in django_settings.TEMPLATES if t.get("BACKEND") == "django.template.backends.django.DjangoTemplates"]
+    django_engine = "django.template.backends.django.DjangoTemplates"
+    engines = [t for t in django_settings.TEMPLATES if t.get("BACKEND") == django_engine]
     processors = [p for t in engines for p in (t.get("OPTIONS") or {}).get("context_processors", ())]
     if engines and "django.template.context_processors.request" not in processors:
         found.append(error("W002"))
@@ -172,7 +173,8 @@ def _cart_errors(model, label, fields):
                 errors.append(error("E009", obj=model, detail=f"{exc} {exc.hint}"))
                 continue
             if found.many:
-                errors.append(error("E009", obj=model, detail=f"{path!r} has many values per line (through {found.through!r})"))
+                detail = f"{path!r} has many values per line (through {found.through!r})"
+                errors.append(error("E009", obj=model, detail=detail))
     if not fields.get("session_key") and MIDDLEWARE not in django_settings.MIDDLEWARE:
         errors.append(error("W001", obj=model, model=label, middleware=MIDDLEWARE))
     return errors

@@ -36,7 +36,8 @@ class RowsByKey:
 
     def __call__(self, ids):
         connection = connections[router.db_for_read(self.model)]
-        keys = list(dict.fromkeys(key for key in map(self._key, ids) if key is not None and self._fits(key, connection)))
+        keys = [key for key in map(self._key, ids) if key is not None and self._fits(key, connection)]
+        keys = list(dict.fromkeys(keys))
         if not keys:
             return []
         bucket = next((size for size in BUCKETS if size >= len(keys)), None)
@@ -67,7 +68,9 @@ class RowsByKey:
 
     def _queryset(self, keys, alias):
         rows = self.model._default_manager.using(alias).filter(pk__in=keys)
-        return rows.annotate(**self.annotations).values_list(*self.names) if self.annotations else rows.values_list(*self.names)
+        if self.annotations:
+            rows = rows.annotate(**self.annotations)
+        return rows.values_list(*self.names)
 
     def _prepare(self, connection, bucket):
         by_bucket = self._prepared.get(connection)

@@ -100,9 +100,8 @@ def forget(user=None, session_key="", user_id=None):
             CouponAssignment.objects.filter(user_id=user_id).delete()
         else:
             deleted, _ = Event.objects.filter(session_key=session_key, user_id="").delete()
-        transaction.on_commit(
-            lambda: shopper_forgotten.send(sender=forget, user_id=str(user_id or ""), session_key=session_key, version=version)
-        )
+        forgotten = {"user_id": str(user_id or ""), "session_key": session_key, "version": version}
+        transaction.on_commit(lambda: shopper_forgotten.send(sender=forget, **forgotten))
     return deleted
 
 

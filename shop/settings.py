@@ -106,7 +106,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 if os.environ.get("CACHE_URL"):
     CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": os.environ["CACHE_URL"]}}
 elif os.environ.get("CACHE_DIR"):
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": os.environ["CACHE_DIR"]}}
+    FILE_CACHE = "django.core.cache.backends.filebased.FileBasedCache"
+    CACHES = {"default": {"BACKEND": FILE_CACHE, "LOCATION": os.environ["CACHE_DIR"]}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -99,7 +99,7 @@ class ModelAdapter(StoreAdapter):
             return []
         lines = self.cart_line_model._default_manager.filter(**owner).filter(**self.cart_filter)
         return [
-            CartLineInfo(user_id=user_id, session_key=session_key or "", product_id=_as_id(product), quantity=int(quantity or 0))
+            CartLineInfo(user_id, session_key or "", _as_id(product), int(quantity or 0))
             for product, quantity in lines.values_list(fields["product"], fields["quantity"])
         ]
 

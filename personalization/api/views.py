@@ -306,7 +306,8 @@ def _check_issued(received, shopper, many):
         recommendation_id = event.get("recommendation_id", "")
         if recommendation_id and not attribution.issued_to(recommendation_id, shopper):
             message = _("This is not a recommendation shown to you.")
-            raise ValidationError({position: {"recommendation_id": [message]}} if many else {"recommendation_id": [message]})
+            error = {"recommendation_id": [message]}
+            raise ValidationError({position: error} if many else error)
 
 
 def _single(errors):

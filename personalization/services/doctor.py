@@ -246,8 +246,11 @@ def active_models():
             yield finding("doctor.OK005", kind=kind.value, number=version.number)
         else:
             run = TrainingRun.objects.filter(kind=kind).order_by("-started_at").first()
-            last = "none" if run is None else f"{run.get_status_display()}, {run.message}" if run.message else run.status
-            yield finding("doctor.W007", kind=kind.value, trained=ModelVersion.objects.filter(kind=kind).count(), last=last)
+            last = "none" if run is None else run.status
+            if run is not None and run.message:
+                last = f"{run.get_status_display()}, {run.message}"
+            trained = ModelVersion.objects.filter(kind=kind).count()
+            yield finding("doctor.W007", kind=kind.value, trained=trained, last=last)
 
 
 def cache_in_use(timeout):
