@@ -136,13 +136,15 @@ def category_bar(page):
                 allInside: links.every(link => link.left >= box.left - 1 && link.right <= box.right + 1),
                 background: style.backgroundImage,
                 attachment: style.backgroundAttachment,
+                fade: getComputedStyle(bar.parentElement, '::after').backgroundImage,
+                fadeWidth: parseFloat(getComputedStyle(bar.parentElement, '::after').width) || 0,
                 links: links.length,
             };
         }"""
     )
 
 
-def assert_category_bar_wraps_or_scrolls(page, viewport_name):
+def assert_category_bar_wraps_or_scrolls(page, viewport_name, artifacts):
     bar = category_bar(page)
     assert bar["links"] >= 18, bar
     if bar["scrollWidth"] <= bar["clientWidth"] + 1:
@@ -150,15 +152,17 @@ def assert_category_bar_wraps_or_scrolls(page, viewport_name):
         assert bar["allInside"], bar
         assert bar["wraps"] or bar["rows"] == 1, bar
     else:
-        # Scrolling: the row scrolls, and a shadow at its edge (a scroll-attached gradient under
-        # local covers) tells that more lies beyond.
+        # Scrolling: the row scrolls; its right end fades out (the bar's ::after) and, once scrolled,
+        # a shadow at its left edge (a scroll-attached gradient under a local cover) tells that more lies back.
         assert bar["overflowX"] in ("auto", "scroll"), bar
+        assert "linear-gradient" in bar["fade"] and bar["fadeWidth"] >= 16, bar
         assert "radial-gradient" in bar["background"] and "local" in bar["attachment"], bar
         # The last category can be scrolled to.
         last = page.locator("nav.categories a").last
         last.scroll_into_view_if_needed()
         box, bar_box = last.bounding_box(), page.locator("nav.categories ul").bounding_box()
         assert box["x"] >= bar_box["x"] - 1 and box["x"] + box["width"] <= bar_box["x"] + bar_box["width"] + 1
+        page.screenshot(path=str(artifacts / f"category-bar-scrolled-{viewport_name}.png"), clip={"x": 0, "y": 0, "width": page.viewport_size["width"], "height": 260})
         page.evaluate("document.querySelector('nav.categories ul').scrollLeft = 0")
     if viewport_name == "desktop":
         assert bar["scrollWidth"] <= bar["clientWidth"] + 1 and bar["allInside"], f"the desktop bar cuts categories off: {bar}"
@@ -175,7 +179,7 @@ def test_storefront_columns_and_category_bar(store, live_server, browser, artifa
         assert_main_spans_the_viewport(page)
         assert_grids_have_columns(page, "section.shelf:not(.personalization-recommendations) .grid", expected, "home shelves")
         assert_grids_have_columns(page, "section.personalization-recommendations .grid", expected, "home recommendations")
-        bar = assert_category_bar_wraps_or_scrolls(page, viewport_name)
+        bar = assert_category_bar_wraps_or_scrolls(page, viewport_name, artifacts)
         if viewport_name == "phone":
             assert bar["rows"] == 1 and bar["scrollWidth"] > bar["clientWidth"], bar  # one row that scrolls
         page.screenshot(path=str(artifacts / f"home-{viewport_name}.png"), full_page=True)
@@ -197,7 +201,7 @@ def test_storefront_columns_and_category_bar(store, live_server, browser, artifa
         page.goto(live_server.url + "/categories/dairy/")
         assert_main_spans_the_viewport(page)
         assert_grids_have_columns(page, "main > .grid", expected, "category page")
-        assert_category_bar_wraps_or_scrolls(page, viewport_name)
+        assert_category_bar_wraps_or_scrolls(page, viewport_name, artifacts)
         page.screenshot(path=str(artifacts / f"category-{viewport_name}.png"), full_page=True)
 
         # The cart, with one line and its predictions; then the empty cart.
@@ -229,7 +233,7 @@ def test_chinese_home_has_four_columns_on_a_desktop(store, live_server, browser,
         page.goto(live_server.url + "/")
         assert_main_spans_the_viewport(page)
         assert_grids_have_columns(page, "section.shelf:not(.personalization-recommendations) .grid", 4, "Chinese home")
-        assert_category_bar_wraps_or_scrolls(page, "desktop")
+        assert_category_bar_wraps_or_scrolls(page, "desktop", artifacts)
         page.screenshot(path=str(artifacts / "home-desktop-zh.png"))
     finally:
         context.close()
