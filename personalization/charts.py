@@ -9,7 +9,11 @@ from django.apps import apps as global_apps
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils.translation import gettext_lazy as _
 
+from personalization.models import EventKind
+
 ATTRIBUTED = {"exclude": {"recommendation_id": ""}}
+#: django-admin-charts writes the Y axis as d3.format(",<y_axis_format>"): whole numbers for counts.
+COUNT_FORMAT = "d"
 
 #: graph_key -> (title shown in the dashboard, DashboardStats fields)
 CHARTS = {
@@ -20,6 +24,7 @@ CHARTS = {
             "date_field_name": "created_at",
             "type_operation_field_name": "Count",
             "default_chart_type": "multiBarChart",
+            "y_axis_format": COUNT_FORMAT,
         },
     ),
     "personalization_attributed_cart_adds": (
@@ -29,6 +34,7 @@ CHARTS = {
             "date_field_name": "created_at",
             "type_operation_field_name": "Count",
             "queryset_modifiers": [{"filter": {"kind": "cart_add"}}, ATTRIBUTED],
+            "y_axis_format": COUNT_FORMAT,
         },
     ),
     "personalization_attributed_revenue": (
@@ -39,12 +45,12 @@ CHARTS = {
             "type_operation_field_name": "Sum",
             "operation_field_name": "line_total",
             "queryset_modifiers": [{"filter": {"kind": "purchase"}}, ATTRIBUTED, {"with_line_total": {}}],
-            "y_axis_format": ",.2f",
+            "y_axis_format": ".2f",
         },
     ),
     "personalization_coupons_issued": (
         _("Coupons issued per day"),
-        {"model_name": "Coupon", "date_field_name": "issued_at", "type_operation_field_name": "Count"},
+        {"model_name": "Coupon", "date_field_name": "issued_at", "type_operation_field_name": "Count", "y_axis_format": COUNT_FORMAT},
     ),
     "personalization_coupons_redeemed": (
         _("Coupons redeemed per day"),
@@ -53,11 +59,30 @@ CHARTS = {
             "date_field_name": "redeemed_at",
             "type_operation_field_name": "Count",
             "queryset_modifiers": [{"filter": {"redeemed_at__isnull": False}}],
+            "y_axis_format": COUNT_FORMAT,
         },
     ),
 }
-#: The chart divided into one series per value of a field: graph_key -> (criteria name, field).
-SERIES = {"personalization_events_by_kind": ("personalization_event_kind", "kind")}
+#: The charts whose values are money: the dashboard writes their axis with the currency symbol.
+MONEY = {"personalization_attributed_revenue"}
+#: The chart divided into one series per value of a field: graph_key -> (criteria name, field, series).
+#: The criteria name is what the chart's toolbar shows; the series map each value to its legend name
+#: (django-admin-charts' "dynamic criteria mapping"). Without the mapping it would make one series per
+#: value found plus an always-empty one named "None".
+SERIES = {
+    "personalization_events_by_kind": (
+        _("Event kind"),
+        "kind",
+        {
+            EventKind.VIEW: _("views"),
+            EventKind.CART_ADD: _("cart adds"),
+            EventKind.CART_REMOVE: _("cart removals"),
+            EventKind.PURCHASE: _("purchases"),
+            EventKind.IMPRESSION: _("impressions"),
+            EventKind.CLICK: _("clicks"),
+        },
+    ),
+}
 
 
 def installed():
@@ -84,9 +109,13 @@ def create_charts(using=DEFAULT_DB_ALIAS, verbosity=1, **kwargs):
             **{"default_chart_type": "discreteBarChart", **fields},
         )
         if key in SERIES:
-            name, field = SERIES[key]
+            name, field, series = SERIES[key]
             criteria, _created = DashboardStatsCriteria.objects.using(using).get_or_create(
-                criteria_name=name, defaults={"dynamic_criteria_field_name": field}
+                criteria_name=str(name)[:90],
+                defaults={
+                    "dynamic_criteria_field_name": field,
+                    "criteria_dynamic_mapping": {str(value): [str(value), str(label)] for value, label in series.items()},
+                },
             )
             link = CriteriaToStatsM2M.objects.using(using).create(criteria=criteria, stats=chart, use_as="multiple_series")
             chart.default_multiseries_criteria = link
@@ -106,5 +135,6 @@ def charts():
     for key, (title, _fields) in CHARTS.items():
         if key in found:
             found[key].title = title
+            found[key].money = key in MONEY
             result.append(found[key])
     return result

@@ -89,6 +89,64 @@ def test_the_shop_owner_sees_every_chart_drawn_from_real_data(owner, live_server
     bars = page.locator('section[data-chart="placements"] svg .nv-groups rect.nv-bar')
     assert bars.count() == 4  # impressions and clicks of two placements
     assert page.locator('section[data-chart="recall"] svg .nv-groups path.nv-line').count() == 2
+
+    # Every chart draws marks one can see: bars, lines or points of a non-zero size.
+    visible = page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('section.pd-chart')].map(s =>
+            [s.dataset.chart, [...s.querySelectorAll('svg .nv-groups rect, svg .nv-groups path, svg .nv-groups circle')]
+              .filter(m => { const b = m.getBoundingClientRect(); return b.width > 0 && b.height > 0
+                             && getComputedStyle(m).opacity !== '0' && getComputedStyle(m).visibility !== 'hidden'; }).length]))"""
+    )
+    assert all(marks > 0 for marks in visible.values()), visible
+    # The recall chart's points show without the pointer on them (one model version is one point).
+    points = page.locator('section[data-chart="recall"] svg .nv-groups .nv-point')
+    assert points.count() == 6
+    assert points.first.evaluate("p => Number(getComputedStyle(p).fillOpacity)") > 0
+
+    # The daily charts' day labels: some, none overlapping another, none blank or repeated.
+    labels = page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('section.pd-admin-chart')].map(s =>
+            [s.dataset.chart, [...s.querySelectorAll('.nv-x .tick text')].map(t => {
+              const b = t.getBoundingClientRect(); return [t.textContent, b.left, b.right, b.top, b.bottom]; })]))"""
+    )
+    assert set(labels) == set(charts.CHARTS)
+    for key, ticks in labels.items():
+        assert len(ticks) >= 4, (key, ticks)
+        assert all(text for text, *_box in ticks), (key, ticks)
+        assert len({text for text, *_box in ticks}) == len(ticks), (key, ticks)
+        for i, (a_text, a_left, a_right, a_top, a_bottom) in enumerate(ticks):
+            for b_text, b_left, b_right, b_top, b_bottom in ticks[i + 1:]:
+                overlap = a_left < b_right and b_left < a_right and a_top < b_bottom and b_top < a_bottom
+                assert not overlap, (key, a_text, b_text)
+
+    # Counts are whole numbers, once each; money carries the currency; no series is named "None".
+    y_ticks = page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('section.pd-admin-chart')].map(s =>
+            [s.dataset.chart, [...s.querySelectorAll('.nv-y .tick text')].map(t => t.textContent)]))"""
+    )
+    for key, ticks in y_ticks.items():
+        assert ticks, key
+        if key == "personalization_attributed_revenue":
+            assert all(text.startswith("$") for text in ticks), ticks
+        else:
+            assert all(text.replace(",", "").isdigit() for text in ticks), (key, ticks)
+            assert len(set(ticks)) == len(ticks), (key, ticks)
+    legend = page.locator('section[data-chart="personalization_events_by_kind"] .nv-legend-text').all_text_contents()
+    assert "None" not in legend and "impressions" in legend, legend
+    assert not any(text.endswith("...") for text in legend), legend
+    # The legend sits above the bars, not over them.
+    legend_bottom = page.evaluate(
+        """() => document.querySelector('section[data-chart="personalization_events_by_kind"] .nv-legendWrap').getBoundingClientRect().bottom"""
+    )
+    bars_top = page.evaluate(
+        """() => Math.min(...[...document.querySelectorAll('section[data-chart="personalization_events_by_kind"] .nv-groups rect')]
+            .map(r => r.getBoundingClientRect()).filter(b => b.height > 0).map(b => b.top))"""
+    )
+    assert legend_bottom <= bars_top, (legend_bottom, bars_top)
+    # The totals: no list bullets, revenue in the shop's currency.
+    assert page.locator(".pd-totals li").first.evaluate("li => getComputedStyle(li).listStyleType") == "none"
+    assert page.locator(".pd-totals li", has_text="Revenue").locator("strong").inner_text().startswith("$")
+
     assert page.offline.blocked == []
     assert page.offline.failures == []
     assert page.script_errors == []
