@@ -61,6 +61,8 @@ DEFAULTS = {
     # How many reverse proxies in front of the store append to X-Forwarded-For: the API's anonymous
     # throttles count requests by the address the outermost one saw. 0: REMOTE_ADDR, no header believed.
     "TRUSTED_PROXIES": 0,
+    # The currency symbol the dashboard writes before money (revenue), e.g. "€".
+    "CURRENCY_SYMBOL": "$",
     # Master switch for recording events.
     "RECORD_EVENTS": True,
     # Events older than this many days are deleted by purge_expired_events(). None keeps them all.

@@ -15,11 +15,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from personalization import charts
+from personalization.conf import settings as conf
 from personalization.models import ModelKind
 from personalization.services import analytics
-
-#: The currency symbol written before money (the revenue total and chart), e.g. "€".
-CURRENCY_SETTING = "PERSONALIZATION_CURRENCY_SYMBOL"
 
 #: The period of the figures that are totals (CTR, attributed revenue, coupons).
 DAYS = 30
@@ -88,7 +86,7 @@ def dashboard(request):
         "coupons": analytics.coupon_totals(since=since),
         "campaigns": analytics.incremental_conversion(),
         "recall_metric": analytics.RECALL_METRIC,
-        "currency": getattr(settings, CURRENCY_SETTING, "$"),
+        "currency": conf.CURRENCY_SYMBOL,
         "data": chart_data(),
         **{name: _asset(setting, default) for name, (setting, default) in ASSETS.items()},
     }
