@@ -109,10 +109,6 @@ def product_of_click_token(token):
 
 def click_memory_key(user_id, session_key):
     """Where the shopper's recent clicks are remembered (for crediting their next cart additions)."""
-    return _key(user_id, session_key)
-
-
-def _key(user_id, session_key):
     return f"personalization:clicks:u{user_id}" if user_id else f"personalization:clicks:s{session_key}"
 
 
@@ -120,7 +116,7 @@ def remember_click(user_id, session_key, product_id, recommendation_id):
     """Credits the shopper's next cart addition and purchase of `product_id` to `recommendation_id`."""
     if not (user_id or session_key):
         return
-    key = _key(user_id, session_key)
+    key = click_memory_key(user_id, session_key)
     try:
         clicks = cache.get(key) or {}
         clicks.pop(str(product_id), None)
@@ -137,13 +133,13 @@ def attribute(events):
         pending = [e for e in events if e.kind in ATTRIBUTED_KINDS and not e.recommendation_id]
         if not pending:
             return
-        keys = {_key(e.user_id, e.session_key) for e in pending}
+        keys = {click_memory_key(e.user_id, e.session_key) for e in pending}
         memory = cache.get_many(list(keys))
         if not memory:
             return
         used = set()
         for event in pending:
-            key = _key(event.user_id, event.session_key)
+            key = click_memory_key(event.user_id, event.session_key)
             recommendation_id = memory.get(key, {}).get(event.product_id)
             if recommendation_id:
                 event.recommendation_id = recommendation_id
@@ -160,11 +156,11 @@ def attribute(events):
 def merge(session_keys, user_id):
     """Moves the clicks an anonymous shopper made to the account they logged in to."""
     try:
-        sessions = [_key(None, key) for key in session_keys if key]
+        sessions = [click_memory_key(None, key) for key in session_keys if key]
         found = cache.get_many(sessions)
         if not found:
             return
-        user_key = _key(user_id, "")
+        user_key = click_memory_key(user_id, "")
         clicks = cache.get(user_key) or {}
         for session_clicks in found.values():
             clicks.update(session_clicks)
