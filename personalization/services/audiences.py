@@ -52,12 +52,19 @@ def category_shares(category):
     if frame.empty:
         return {}
     wanted = str(category).strip().casefold()
-    in_category = frame["category"].astype(str).str.strip().str.casefold() == wanted
     also_in = {p.id for p in get_adapter().catalog() if len(p.every_category) > 1
                and wanted in {name.strip().casefold() for name in p.every_category}}  # fmt: skip
-    if also_in:
-        in_category |= frame["product_id"].astype(str).isin(also_in)
-    shares = in_category.groupby(frame["user_id"].astype(str), observed=True).mean()
+    return purchase_shares(frame, [category], also_in)
+
+
+def purchase_shares(frame, categories, products=()):
+    """{user id: share of the shopper's order lines (a frame in the import format) in any of
+    `categories` (names compared without regard to case) or of `products` (ids)}."""
+    wanted = {str(category).strip().casefold() for category in categories}
+    inside = frame["category"].astype(str).str.strip().str.casefold().isin(wanted)
+    if products:
+        inside |= frame["product_id"].astype(str).isin({str(product) for product in products})
+    shares = inside.groupby(frame["user_id"].astype(str), observed=True).mean()
     return {str(user_id): float(share) for user_id, share in shares.items()}
 
 
@@ -137,9 +144,6 @@ def segment_members(segment):
 def purchase_propensities(now=None):
     """{user id: probability of ordering within the active propensity model's horizon}, from each
     shopper's orders before `now`."""
-    import torch
-
-    from personalization.ml.data import prepare_frame, shopper_features
     from personalization.services import training
 
     loaded = registry.load_active(ModelKind.PROPENSITY, training.load)
@@ -148,10 +152,20 @@ def purchase_propensities(now=None):
     frame = purchase_frame()
     if frame.empty:
         return {}
-    features = shopper_features(prepare_frame(frame), pd.Timestamp(now or timezone.now()))
-    columns = loaded.extra.get("features") or list(features.columns)
-    probabilities = loaded.model.probability(torch.from_numpy(features[columns].to_numpy(dtype="float32", copy=True)))
-    return {str(user_id): float(p) for user_id, p in zip(features.index, probabilities.tolist())}
+    return propensity_scores(loaded.model, frame, now or timezone.now(), loaded.extra.get("features"))
+
+
+def propensity_scores(model, frame, at, features=None):
+    """{user id: a PurchasePropensity `model`'s probability}, from each shopper's order lines in
+    `frame` (the import format, or prepared) before `at`; `features`: the columns it learned from."""
+    import torch
+
+    from personalization.ml.data import shopper_features
+
+    table = shopper_features(frame, pd.Timestamp(at))
+    columns = features or list(table.columns)
+    probabilities = model.probability(torch.from_numpy(table[columns].to_numpy(dtype="float32", copy=True)))
+    return {str(user_id): float(p) for user_id, p in zip(table.index, probabilities.tolist())}
 
 
 def _within_window(frame, window):
@@ -168,7 +182,9 @@ __all__ = [
     "AudienceUnavailable",
     "members",
     "category_shares",
+    "purchase_shares",
     "abandoned_carts",
     "segment_members",
     "purchase_propensities",
+    "propensity_scores",
 ]
