@@ -1,7 +1,9 @@
 """Coupon audiences: category affinity, abandoned carts, autoencoder segments, purchase propensity."""
+import math
 from datetime import timedelta
 from decimal import Decimal
 
+import pandas as pd
 import pytest
 import torch
 from django.core.cache import cache
@@ -163,7 +165,7 @@ def test_a_segment_audience_needs_an_active_autoencoder_and_an_existing_segment(
 # Purchase propensity
 
 
-def publish_active_propensity():
+def recency_propensity():
     """A propensity model that is sure a shopper who ordered yesterday orders again and one who
     ordered a month ago does not: p = sigmoid(5 - days since the last order)."""
     from personalization.ml.data import PROPENSITY_FEATURES
@@ -173,7 +175,13 @@ def publish_active_propensity():
         model.net[0].weight.zero_()
         model.net[0].weight[0, PROPENSITY_FEATURES.index("days_since_last_order")] = -1.0
         model.net[0].bias.fill_(5.0)
-    artifact = checkpoint.save(model, extra={"features": list(PROPENSITY_FEATURES)})
+    return model
+
+
+def publish_active_propensity():
+    from personalization.ml.data import PROPENSITY_FEATURES
+
+    artifact = checkpoint.save(recency_propensity(), extra={"features": list(PROPENSITY_FEATURES)})
     registry.activate(registry.publish("propensity", artifact))
 
 
@@ -193,3 +201,43 @@ def test_a_propensity_audience_is_the_shoppers_whose_probability_falls_in_the_ra
 def test_a_propensity_audience_needs_an_active_propensity_model():
     with pytest.raises(audiences.AudienceUnavailable, match="no active purchase propensity model"):
         coupons.eligible_shoppers(CouponCampaignFactory(audience="propensity", propensity_min=Decimal("0.5")))
+
+
+# Scoring a frame of order lines (what the audiences read, and bench/campaigns.py on real campaigns)
+
+
+def order_lines(*rows):
+    return pd.DataFrame(rows, columns=["user_id", "order_id", "product_id", "ordered_at", "category"])
+
+
+def test_purchase_shares_count_lines_in_any_of_the_categories_or_products_per_shopper():
+    lines = order_lines(
+        ("a", "1", "p1", "2024-03-01", "Fruit"),
+        ("a", "1", "p2", "2024-03-01", " DAIRY "),
+        ("a", "2", "p3", "2024-03-02", "Bakery"),
+        ("a", "2", "p4", "2024-03-02", "Bakery"),
+        ("b", "3", "p3", "2024-03-02", "Bakery"),
+        ("b", "3", "p9", "2024-03-02", "Frozen"),
+    )
+
+    assert audiences.purchase_shares(lines, ["fruit", "Dairy"]) == {"a": 0.5, "b": 0.0}
+    assert audiences.purchase_shares(lines, ["Fruit"], products=["p9"]) == {"a": 0.25, "b": 0.5}
+
+
+def test_propensity_scores_read_only_the_orders_before_the_moment_scored():
+    from personalization.ml.data import PROPENSITY_FEATURES
+
+    lines = order_lines(
+        ("regular", "1", "p1", "2024-03-30T12:00:00", "Fruit"),
+        ("lapsed", "2", "p1", "2024-03-01T12:00:00", "Fruit"),
+        ("lapsed", "3", "p1", "2024-04-02T12:00:00", "Fruit"),  # after the moment scored
+        ("newcomer", "4", "p1", "2024-04-02T12:00:00", "Fruit"),
+    )
+
+    scores = audiences.propensity_scores(
+        recency_propensity(), lines, pd.Timestamp("2024-03-31T12:00:00", tz="UTC"), list(PROPENSITY_FEATURES)
+    )
+
+    assert set(scores) == {"regular", "lapsed"}
+    assert scores["regular"] == pytest.approx(1 / (1 + math.exp(-4.0)), abs=1e-5)
+    assert scores["lapsed"] == pytest.approx(1 / (1 + math.exp(25.0)), abs=1e-9)
