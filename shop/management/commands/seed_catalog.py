@@ -1,9 +1,13 @@
-"""manage.py seed_catalog: the demo store's grocery catalog (categories and products)."""
+"""manage.py seed_catalog: the demo store's grocery catalog (categories and products), made up or
+loaded from a CSV file (`--from`, e.g. The Complete Journey's products: bench/completejourney.py)."""
+import csv
 import random
-from decimal import Decimal
+import zlib
+from decimal import Decimal, InvalidOperation
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.core.management.color import no_style
+from django.db import connection, transaction
 from django.db.models import ProtectedError
 from django.utils.text import slugify
 
@@ -64,17 +68,36 @@ BLURBS = [
 ]
 
 
+# The columns of a catalog file (--from); an optional "department" goes into the description; others are ignored.
+CSV_COLUMNS = ("product_id", "title", "category", "price")
+_TITLE_LENGTH = Product._meta.get_field("title").max_length
+_NAME_LENGTH = Category._meta.get_field("name").max_length
+_PRICE = Product._meta.get_field("price")
+_MAX_PRICE = Decimal(10) ** (_PRICE.max_digits - _PRICE.decimal_places)
+
+
 class Command(BaseCommand):
-    help = "Creates the demo store's grocery categories and products (nothing when products exist, unless --replace)."
+    help = (
+        "Creates the demo store's grocery categories and products (nothing when products exist, unless --replace); "
+        "with --from, the products of a CSV file (columns product_id, title, category, price) instead."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--products", type=int, default=400, help="number of products (default 400)")
         parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
         parser.add_argument("--replace", action="store_true", help="delete the existing catalog first")
+        parser.add_argument(
+            "--from",
+            dest="source",
+            metavar="CATALOG.csv",
+            help="load the products of this UTF-8 CSV file (product_id, title, category, price; product_id "
+            "becomes the product's key, so order histories naming these ids refer to them) instead of making them up",
+        )
 
-    def handle(self, *args, products, seed, replace, **options):
+    def handle(self, *args, products, seed, replace, source=None, **options):
         if products < 0:
             raise CommandError("--products cannot be negative.")
+        rows = read_catalog(source) if source else None
         existing = Product.objects.count()
         if existing and not replace:
             self.stdout.write(f"The catalog already has {existing} products; nothing done (--replace rebuilds it).")
@@ -88,8 +111,11 @@ class Command(BaseCommand):
                         "Cannot replace the catalog: orders refer to its products. Delete the orders first."
                     ) from exc
                 Category.objects.all().delete()
-            categories = seed_categories()
-            created = seed_products(categories, products, random.Random(seed))
+            if rows is None:
+                categories = seed_categories()
+                created = seed_products(categories, products, random.Random(seed))
+            else:
+                categories, created = load_products(rows, random.Random(seed))
         self.stdout.write(self.style.SUCCESS(f"Created {len(categories)} categories and {created} products."))
 
 
@@ -131,7 +157,7 @@ def seed_products(categories, count, rng):
                 description=f"{title}. {rng.choice(BLURBS)}",
                 category=categories[index],
                 price=Decimal(int(price)) + Decimal("0.49" if price % 1 < 0.5 else "0.99"),
-                stock=0 if rng.random() < 0.06 else rng.randint(3, 150),
+                stock=stock(rng),
                 active=True,
             )
         )
@@ -140,3 +166,106 @@ def seed_products(categories, count, rng):
             batch = []
     Product.objects.bulk_create(batch)
     return count
+
+
+def stock(rng):
+    """A product's stock: a few are sold out."""
+    return 0 if rng.random() < 0.06 else rng.randint(3, 150)
+
+
+def read_catalog(path):
+    """The rows of a catalog file as (product_id, title, category, price, department), checked;
+    CommandError names the file, line and column of the first bad value."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            return list(_catalog_rows(path, csv.reader(handle)))
+    except OSError as exc:
+        raise CommandError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise CommandError(f"{path}: not UTF-8 text ({exc.reason}); save the file as UTF-8") from exc
+    except csv.Error as exc:
+        raise CommandError(f"{path}: not readable as CSV ({exc})") from exc
+
+
+def _catalog_rows(path, reader):
+    header = [name.strip().lower() for name in next(reader, [])]
+    missing = [name for name in CSV_COLUMNS if name not in header]
+    if missing:
+        has = ", ".join(header) or "nothing"
+        raise CommandError(f"{path}, line 1, column {missing[0]!r}: the header has no such column (it has: {has})")
+    position = {name: header.index(name) for name in CSV_COLUMNS}
+    seen = {}
+    for record in reader:
+        if not any(field.strip() for field in record):
+            continue
+        line = reader.line_num
+        if len(record) != len(header):
+            raise CommandError(f"{path}, line {line}: expected {len(header)} fields, saw {len(record)}")
+        values = {name: record[position[name]].strip() for name in CSV_COLUMNS}
+
+        def bad(column, reason):
+            return CommandError(f"{path}, line {line}, column {column!r}: {values[column]!r} {reason}")
+
+        for column, limit in (("product_id", None), ("title", _TITLE_LENGTH), ("category", _NAME_LENGTH)):
+            if not values[column]:
+                raise CommandError(f"{path}, line {line}, column {column!r}: a value is required")
+            if limit and len(values[column]) > limit:
+                raise bad(column, f"is longer than {limit} characters")
+        if not values["product_id"].isdigit() or int(values["product_id"]) < 1:
+            raise bad("product_id", "is not a whole number of at least 1")
+        product_id = int(values["product_id"])
+        if product_id in seen:
+            raise bad("product_id", f"is the product of line {seen[product_id]} already")
+        seen[product_id] = line
+        try:
+            price = Decimal(values["price"]).quantize(Decimal("0.01"))
+        except InvalidOperation:
+            raise bad("price", "is not a number") from None
+        if not 0 <= price < _MAX_PRICE:
+            raise bad("price", f"is not between 0 and {_MAX_PRICE}")
+        department = record[header.index("department")].strip() if "department" in header else ""
+        yield product_id, values["title"], values["category"], price, department
+
+
+def product_slug(title, product_id):
+    """The title's slug, ending in the product's id (unless it already does): unique."""
+    slug = slugify(title)[:180]
+    return slug if slug.endswith(f"-{product_id}") else f"{slug}-{product_id}".lstrip("-")
+
+
+def load_products(rows, rng):
+    """Creates the categories and products of `rows` (read_catalog's), each product keyed by its
+    product_id. Returns (the categories, the number of products)."""
+    colours = [colour for _, colour, _ in CATALOG]
+    categories, taken = {}, set(Category.objects.values_list("slug", flat=True))
+    for name in dict.fromkeys(row[2] for row in rows):
+        category = Category.objects.filter(name=name).first()
+        if category is None:
+            slug = base = slugify(name)[:90] or "category"
+            number = 1
+            while slug in taken:
+                number += 1
+                slug = f"{base}-{number}"
+            taken.add(slug)
+            colour = colours[zlib.crc32(name.encode()) % len(colours)]
+            category = Category.objects.create(name=name, slug=slug, colour=colour)
+        categories[name] = category
+    products = [
+        Product(
+            id=product_id,
+            title=title,
+            slug=product_slug(title, product_id),
+            description=f"{title}. {department.capitalize()}: {category.capitalize()}." if department else title,
+            category=categories[category],
+            price=price,
+            stock=stock(rng),
+            active=True,
+        )
+        for product_id, title, category, price, department in rows
+    ]
+    Product.objects.bulk_create(products, batch_size=1000)
+    # Keys given, not drawn: the next product added (in the admin) must not take one of them.
+    with connection.cursor() as cursor:
+        for statement in connection.ops.sequence_reset_sql(no_style(), [Product]):
+            cursor.execute(statement)
+    return list(categories.values()), len(products)
