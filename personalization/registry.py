@@ -1,9 +1,10 @@
 """The model registry: publish, activate, roll back and load trained model versions.
 
-A version is a `ModelVersion` row plus an artifact stored through Django's storage API. Serving
-processes call `load_active(kind, loader)`: it notices a newly activated version within
-`ACTIVE_CHECK_SECONDS` (at once with a shared cache such as Redis), without a restart, and
-falls back to the previously active versions when an artifact is missing or corrupt.
+A version is a `ModelVersion` row plus an artifact (an `ml.checkpoint`) stored through Django's
+storage API. This is the one place artifacts are read: serving and audiences call
+`load_active(kind)`, which notices a newly activated version within `ACTIVE_CHECK_SECONDS` (at
+once with a shared cache such as Redis), without a restart, and falls back to the previously active
+versions when an artifact is missing or corrupt; training and the admin read one version with `load`.
 """
 import contextlib
 import contextvars
@@ -18,8 +19,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-import personalization
 from personalization.cache import cache
+from personalization.ml import checkpoint
 from personalization.models import ModelVersion
 
 logger = logging.getLogger("personalization.registry")
@@ -45,17 +46,20 @@ def json_safe(value):
     return value
 
 
-def publish(kind, artifact, *, metrics=None, config=None, data_window=None, training_run=None):
-    """Stores a new, inactive version of `kind` with its artifact bytes; returns the ModelVersion."""
+def publish(kind, artifact, *, algorithm="", metrics=None, config=None, data_window=None, training_run=None):
+    """Stores a new, inactive version of `kind` with its artifact bytes (a checkpoint) and the
+    `algorithm` it runs; returns the ModelVersion. Its code version is the model code's, the one
+    every checkpoint records."""
     with transaction.atomic():
         latest = ModelVersion.objects.select_for_update().filter(kind=kind).aggregate(n=Max("number"))["n"] or 0
         version = ModelVersion(
             kind=kind,
             number=latest + 1,
+            algorithm=algorithm,
             metrics=json_safe(metrics or {}),
             config=json_safe(config or {}),
             data_window=data_window or {},
-            code_version=personalization.__version__,
+            code_version=checkpoint.CODE_VERSION,
             training_run=training_run,
         )
         version.artifact.save(f"{kind}/v{latest + 1}-{uuid.uuid4().hex[:12]}.pt", ContentFile(artifact), save=False)
@@ -138,8 +142,15 @@ def _active_id(kind):
     return version_id or None
 
 
-def load_active(kind, loader):
-    """The active version of `kind` loaded by `loader(bytes)`, cached per process.
+def load(version):
+    """The loaded checkpoint (ml.checkpoint.Checkpoint) of `version`; raises when its artifact is
+    missing or is not a checkpoint this code can load."""
+    with version.artifact.open("rb") as artifact:
+        return checkpoint.load(artifact.read())
+
+
+def load_active(kind):
+    """The loaded checkpoint of the active version of `kind`, cached per process.
 
     A missing or corrupt artifact is logged and the versions active before it are tried in turn;
     None means nothing can serve and the caller falls back (to popularity)."""
@@ -155,8 +166,7 @@ def load_active(kind, loader):
         )
         for version in candidates:
             try:
-                with version.artifact.open("rb") as artifact:
-                    loaded = loader(artifact.read())
+                loaded = load(version)
             except Exception:
                 logger.exception("Cannot load %s from %s; trying the version active before it", version, version.artifact.name)
                 continue

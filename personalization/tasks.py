@@ -7,7 +7,7 @@ meets a transient error (the database or the broker briefly unreachable) is retr
 import logging
 
 import kombu.exceptions
-from celery import Task, group, shared_task
+from celery import Task, shared_task
 from django.core.cache import cache
 from django.db import OperationalError, transaction
 
@@ -56,28 +56,14 @@ class TrainingTask(Task):
 @shared_task(base=TrainingTask, **RETRY)
 def retrain(kinds=None, triggered_by=""):
     """Trains each model kind (default: all) on the store's purchases and promotes the versions that
-    beat the active ones; when one was promoted, precomputes the recommendations of recently active
-    shoppers. Returns the ids of the new ModelVersions."""
+    beat the active ones (training then queues the precomputation of recently active shoppers'
+    recommendations). Returns the ids of the new ModelVersions."""
     kinds = list(kinds or ModelKind.values)
     unknown = sorted(set(kinds) - set(ModelKind.values))
     if unknown:
         raise ValueError(f"unknown model kind(s) {', '.join(unknown)}; known: {', '.join(ModelKind.values)}")
     runs = training.train(kinds, triggered_by=triggered_by or "task")
-    if any(run.status == run.Status.PROMOTED for run in runs):
-        precompute_for_recent_shoppers()
     return list(ModelVersion.objects.filter(training_run__in=runs).order_by("pk").values_list("pk", flat=True))
-
-
-def precompute_for_recent_shoppers():
-    """Queues one precompute_recommendations task per shard of recently active shoppers, as a group;
-    returns the number of shards. A broker that is down is logged: the new models serve anyway."""
-    shards = precompute.shards()
-    if shards:
-        try:
-            group(precompute_recommendations.s(first, last) for first, last in shards).apply_async()
-        except Exception:
-            logger.exception("Could not queue the precomputation of %d shard(s) of shoppers", len(shards))
-    return len(shards)
 
 
 @shared_task(**RETRY)

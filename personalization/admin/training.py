@@ -1,5 +1,6 @@
-"""Admin screens for the trained models: versions with their held-out metrics, activate / roll back /
-retrain now, the training runs, and the shopper segments of the active autoencoder.
+"""Admin screens for the trained models: versions with their algorithm (which one serves the store)
+and held-out metrics, by how much each beat the runner-up, activate / roll back / retrain now, the
+training runs, and the shopper segments of the active autoencoder.
 
 Retraining is queued to a Celery worker (personalization.tasks.retrain), never run in the request.
 """
@@ -25,25 +26,40 @@ def _score(value):
     return "—" if value is None else f"{value:.4f}"
 
 
+def _algorithm(version):
+    return version.get_algorithm_display() if version is not None and version.algorithm else "—"
+
+
+def _margin(version):
+    """"+0.0123 over TIFU-KNN": by how much the version beat the runner-up on the gate metric when
+    it was trained (negative: it lost to it)."""
+    metrics = version.metrics if version is not None else {}
+    if metrics.get("margin") is None or not metrics.get("runner_up"):
+        return "—"
+    return gettext("%(margin)s over %(runner_up)s") % {"margin": f"{metrics['margin']:+.4f}", "runner_up": metrics["runner_up"]}
+
+
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = [
         "__str__",
         "is_active",
+        "algorithm_name",
         "gate_metric",
         "score",
-        "baseline_score",
+        "won_by",
         "active_before_score",
         "created_at",
         "activated_at",
         "run",
     ]
-    list_filter = ["kind", "is_active"]
+    list_filter = ["kind", "algorithm", "is_active"]
     list_select_related = ["training_run"]
     actions = ["activate", "roll_back", "retrain_now"]
     readonly_fields = [
         "kind",
         "number",
+        "algorithm",
         "is_active",
         "artifact",
         "metrics",
@@ -75,9 +91,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def score(self, version):
         return _score(version.metrics.get(training.gate_metric(version.kind)))
 
-    @admin.display(description=_("baseline"))
-    def baseline_score(self, version):
-        return _score((version.metrics.get("baseline") or {}).get(training.gate_metric(version.kind)))
+    @admin.display(description=_("algorithm"), ordering="algorithm")
+    def algorithm_name(self, version):
+        return _algorithm(version)
+
+    @admin.display(description=_("margin over the runner-up"))
+    def won_by(self, version):
+        return _margin(version)
 
     @admin.display(description=_("active version then"))
     def active_before_score(self, version):
@@ -164,8 +184,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             problem = gettext("There is no active shopper autoencoder yet: train one first.")
         else:
             try:
-                with version.artifact.open("rb") as artifact:
-                    segments = training.load(artifact.read()).extra.get("segments") or []
+                segments = registry.load(version).extra.get("segments") or []
             except Exception:
                 logger.exception("Cannot load the segments of %s", version)
                 problem = gettext("The artifact of %(version)s cannot be loaded; the error is in the log.") % {"version": version}
@@ -192,7 +211,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "kind", "status", "started_at", "took", "device", "triggered_by", "summary"]
+    list_display = ["__str__", "kind", "status", "algorithm", "margin", "started_at", "took", "device", "triggered_by", "summary"]
+    list_select_related = ["model_version"]
     list_filter = ["status", "kind", "device", ("started_at", admin.DateFieldListFilter)]
     search_fields = ["message", "triggered_by", "worker"]
     date_hierarchy = "started_at"
@@ -208,6 +228,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "heartbeat_at",
         "triggered_by",
         "version",
+        "algorithm",
+        "margin",
         "error_trace",
     ]
     readonly_fields = fields
@@ -232,6 +254,14 @@ class TrainingRunAdmin(admin.ModelAdmin):
     @admin.display(description=_("message"))
     def summary(self, run):
         return run.message if len(run.message) <= 120 else run.message[:119] + "…"
+
+    @admin.display(description=_("algorithm"))
+    def algorithm(self, run):
+        return _algorithm(getattr(run, "model_version", None))
+
+    @admin.display(description=_("margin over the runner-up"))
+    def margin(self, run):
+        return _margin(getattr(run, "model_version", None))
 
     @admin.display(description=_("model version"))
     def version(self, run):

@@ -3,12 +3,15 @@
 A checkpoint holds the model kind, its config (or a baseline's params), weights (or a baseline's
 fitted state), the vocabulary, metrics, the data window it learned from, the code version and the
 torch version. It is written with torch.save and read with `weights_only=True`: only tensors and
-plain Python values, never pickled code.
+plain Python values, never pickled code: a baseline's fitted state (TIFU-KNN's shopper vectors,
+personal frequency's counts) is stored as dense tensors and lists, and a sparse tensor as its
+indices, values and size, which loading checks before rebuilding it.
 """
 import io
 import os
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -41,7 +44,9 @@ def save(model, file=None, *, vocabulary=None, metrics=None, data_window=None, e
         config = asdict(model.config)
         state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
     elif getattr(model, "name", None) in BASELINES:
-        kind, config, state = model.name, model.params(), model.state()
+        kind = model.name
+        config = {name: _storable(name, value) for name, value in model.params().items()}
+        state = {name: _storable(name, value) for name, value in model.state().items()}
     else:
         raise ValueError(f"cannot checkpoint a {type(model).__name__}: not a known model or baseline")
     payload = {
@@ -79,21 +84,21 @@ def load(file, map_location="cpu"):
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"not a {FORMAT} checkpoint")
     kind, config, state = payload["kind"], payload["config"], payload["state"]
-    if kind in MODEL_KINDS:
-        model_class, config_class = MODEL_KINDS[kind]
-        model = model_class(config_class(**config))
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as error:
-            raise ValueError(
-                f"the {kind} weights do not fit this code's model (checkpoint code version "
-                f"{payload['code_version']}, this code {CODE_VERSION}): {error}"
-            ) from error
-        model.eval()
-    elif kind in BASELINES:
-        model = BASELINES[kind].from_state(config, state)
-    else:
+    if kind not in MODEL_KINDS and kind not in BASELINES:
         raise ValueError(f"unknown model kind {kind!r} in the checkpoint")
+    try:
+        if kind in MODEL_KINDS:
+            model_class, config_class = MODEL_KINDS[kind]
+            model = model_class(config_class(**config))
+            model.load_state_dict(state)
+            model.eval()
+        else:
+            model = BASELINES[kind].from_state(config, {name: _restored(value) for name, value in state.items()})
+    except (RuntimeError, TypeError, KeyError, ValueError) as error:
+        raise ValueError(
+            f"the {kind} weights or state do not fit this code's model (checkpoint code version "
+            f"{payload['code_version']}, this code {CODE_VERSION}): {error}"
+        ) from error
     vocabulary = Vocabulary(tuple(payload["vocabulary"])) if payload["vocabulary"] is not None else None
     return Checkpoint(
         model=model,
@@ -106,6 +111,41 @@ def load(file, map_location="cpu"):
         created_at=payload["created_at"],
         extra=payload["extra"],
     )
+
+
+_SPARSE = "sparse_coo"
+
+
+def _storable(name, value):
+    """A baseline's state entry as torch.load(weights_only=True) reads it back."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        if value.is_sparse:
+            value = value.coalesce()
+            return {"layout": _SPARSE, "indices": value.indices(), "values": value.values(), "size": list(value.shape)}
+        return value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy()) if value.dtype.kind in "biuf" else [str(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [_storable(name, v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _storable(name, v) for k, v in value.items()}
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    raise ValueError(f"cannot checkpoint the state entry {name!r}: a {type(value).__name__} is not a tensor or plain value")
+
+
+def _restored(value):
+    """A stored state entry as the baseline gave it (a sparse tensor rebuilt, its indices checked)."""
+    if isinstance(value, dict) and value.get("layout") == _SPARSE:
+        return torch.sparse_coo_tensor(value["indices"], value["values"], value["size"], check_invariants=True).coalesce()
+    if isinstance(value, dict):
+        return {k: _restored(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restored(v) for v in value]
+    return value
 
 
 def _plain(value):

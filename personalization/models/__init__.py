@@ -116,6 +116,17 @@ class ModelKind(models.TextChoices):
     PROPENSITY = "propensity", _("purchase propensity")
 
 
+class Algorithm(models.TextChoices):
+    """What a model version runs. A next-basket version holds whichever of the CNN, TIFU-KNN and
+    personal frequency won its training run; the other kinds have one algorithm each."""
+
+    NEXT_BASKET_CNN = "next_basket_cnn", _("next-basket CNN")
+    TIFU_KNN = "tifu_knn", _("TIFU-KNN")
+    PERSONAL_FREQUENCY = "personal_frequency", _("personal frequency")
+    AUTOENCODER = "autoencoder", _("shopper autoencoder")
+    PROPENSITY = "propensity", _("purchase propensity")
+
+
 class TrainingRun(models.Model):
     """One attempt to train a model: what ran, where, how long, and how it ended."""
 
@@ -169,6 +180,7 @@ class ModelVersion(models.Model):
 
     kind = models.CharField(_("model"), max_length=16, choices=ModelKind.choices)
     number = models.PositiveIntegerField(_("version"))
+    algorithm = models.CharField(_("algorithm"), max_length=32, choices=Algorithm.choices, blank=True)
     artifact = models.FileField(_("artifact"), upload_to="personalization/models/", max_length=255)
     metrics = models.JSONField(_("metrics"), default=dict, blank=True)
     config = models.JSONField(_("config"), default=dict, blank=True)

@@ -116,9 +116,8 @@ def segment_members(segment):
     """
     from personalization.ml.data import build_sequences, item_categories
     from personalization.ml.models import segment_shoppers
-    from personalization.services import training
 
-    loaded = registry.load_active(ModelKind.AUTOENCODER, training.load)
+    loaded = registry.load_active(ModelKind.AUTOENCODER)
     if loaded is None:
         raise AudienceUnavailable(_("there is no active shopper autoencoder: train one first"))
     segments = loaded.extra.get("segments") or []
@@ -144,9 +143,7 @@ def segment_members(segment):
 def purchase_propensities(now=None):
     """{user id: probability of ordering within the active propensity model's horizon}, from each
     shopper's orders before `now`."""
-    from personalization.services import training
-
-    loaded = registry.load_active(ModelKind.PROPENSITY, training.load)
+    loaded = registry.load_active(ModelKind.PROPENSITY)
     if loaded is None:
         raise AudienceUnavailable(_("there is no active purchase propensity model: train one first"))
     frame = purchase_frame()

@@ -1,32 +1,36 @@
 """Candidate products of each placement strategy, best first, each with the reason it is there.
 
-The learned strategies score with the ACTIVE model version (`registry.load_active`): one forward
-pass for one shopper and a torch top-k over the catalog, so the work grows with the shopper's
-history and the placement's size, never with a loop over the catalog. The shop's rules (stock,
-prices, categories, the cart) are applied afterwards, in `ranking`, on live data.
+The learned strategies score with the ACTIVE model version (`registry.load_active`), whichever
+algorithm it runs: the next-basket CNN (one forward pass), TIFU-KNN (the shopper's own decayed
+frequencies and their nearest neighbours among the shoppers it was fitted on) or personal
+frequency; then a torch top-k over the catalog, so the work grows with the shopper's history and
+the placement's size, never with a loop over the catalog. Anonymous and new shoppers are scored
+from their current visit. Explanations and similar products read learned item vectors: the CNN's,
+or the autoencoder's when the next-basket version has none. The shop's rules (stock, prices,
+categories, the cart) are applied afterwards, in `ranking`, on live data.
 """
 import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from personalization import registry
-from personalization.ml.data import SPECIAL_ITEMS, BasketSequences
-from personalization.ml.models import NextBasketCNN, ShopperAutoencoder, cpu_scorer, score_session, score_shoppers
+from personalization.ml.data import SPECIAL_ITEMS
 from personalization.models import ModelKind, Placement
-from personalization.services import event_stats, explanations as why, training
+from personalization.services import event_stats, explanations as why
+from personalization.services.scoring import ModelUnavailable, encode, encoded_baskets, item_space, require, score_baskets, served
+from personalization.services.scoring import model_token  # noqa: F401 (ranking names the versions it serves by it)
 from personalization.services.shoppers import ShopperHistory
 
 Strategy = Placement.Strategy
 
-#: The model versions each strategy reads (their ids are part of every cache key).
+#: The model versions each strategy reads (their ids are part of every cache key). The next-basket
+#: strategies read the autoencoder too: its item vectors explain what a baseline recommends.
 MODELS = {
     Strategy.FOR_YOU: (ModelKind.AUTOENCODER,),
-    Strategy.NEXT_BASKET: (ModelKind.NEXT_BASKET,),
-    Strategy.BUY_AGAIN: (ModelKind.NEXT_BASKET,),
-    Strategy.CART_COMPLETION: (ModelKind.NEXT_BASKET,),
+    Strategy.NEXT_BASKET: (ModelKind.NEXT_BASKET, ModelKind.AUTOENCODER),
+    Strategy.BUY_AGAIN: (ModelKind.NEXT_BASKET, ModelKind.AUTOENCODER),
+    Strategy.CART_COMPLETION: (ModelKind.NEXT_BASKET, ModelKind.AUTOENCODER),
     Strategy.SIMILAR: (ModelKind.NEXT_BASKET, ModelKind.AUTOENCODER),
     Strategy.BOUGHT_TOGETHER: (),
     Strategy.TRENDING: (),
@@ -36,10 +40,6 @@ MODELS = {
 SCORE_BATCH = 256
 # Scores at or below this are the models' masked entries (padding, unknown, excluded items).
 _MASKED = -1e8
-
-
-class ModelUnavailable(Exception):
-    """No version of the model a strategy needs can be loaded (not trained yet, or every artifact is broken)."""
 
 
 @dataclass(frozen=True)
@@ -58,17 +58,6 @@ class Context:
     product_id: str | None  # the page's product
     cart: tuple  # product ids in the cart
     pool: int  # how many candidates to return
-
-
-def served(kind):
-    """The loaded Checkpoint of the active version of `kind`, or None."""
-    return registry.load_active(kind, training.load)
-
-
-def model_token(kind):
-    """Names the loaded version of `kind` (its checkpoint's creation time), '-' when none serves."""
-    checkpoint = served(kind)
-    return getattr(checkpoint, "created_at", None) or ("-" if checkpoint is None else str(id(checkpoint)))
 
 
 def generate(strategy, context):
@@ -108,11 +97,11 @@ def for_you(context):
 
 def for_you_many(contexts):
     """for_you of many shoppers with one forward pass per batch (what precompute uses)."""
-    checkpoint = _require(ModelKind.AUTOENCODER, ShopperAutoencoder)
+    checkpoint = require(ModelKind.AUTOENCODER)
 
     def steps(context):
         session = _session_items(context)
-        return [b for b in (_encode(checkpoint, basket) for basket in context.history.baskets + (session,)) if len(b)]
+        return [b for b in (encode(checkpoint, basket) for basket in context.history.baskets + (session,)) if len(b)]
 
     def top(context, baskets, scores):
         items, values = _top(scores, context.pool, exclude=np.concatenate(baskets))
@@ -126,12 +115,12 @@ def next_basket(context):
 
 
 def next_basket_many(contexts):
-    checkpoint = _require(ModelKind.NEXT_BASKET, NextBasketCNN)
+    checkpoint = require(ModelKind.NEXT_BASKET)
 
     def steps(context):
-        baskets = _encoded_baskets(checkpoint, context.history)
+        baskets = encoded_baskets(checkpoint, context.history)
         if not baskets:
-            session = _encode(checkpoint, _session_items(context))
+            session = encode(checkpoint, _session_items(context))
             baskets = [session] if len(session) else []
         return baskets
 
@@ -149,15 +138,15 @@ def buy_again(context):
 def buy_again_many(contexts):
     if not any(context.history.baskets for context in contexts):
         return [[] for _ in contexts]
-    checkpoint = _require(ModelKind.NEXT_BASKET, NextBasketCNN)
+    checkpoint = require(ModelKind.NEXT_BASKET)
 
     def steps(context):
-        if not len(_encode(checkpoint, list(context.history.bought))):
+        if not len(encode(checkpoint, list(context.history.bought))):
             return []
-        return _encoded_baskets(checkpoint, context.history)
+        return encoded_baskets(checkpoint, context.history)
 
     def top(context, baskets, scores):
-        bought = torch.from_numpy(_encode(checkpoint, list(context.history.bought)))
+        bought = torch.from_numpy(encode(checkpoint, list(context.history.bought)))
         only_bought = torch.full_like(scores, -torch.inf)
         only_bought[bought] = scores[bought]
         items, values = _top(only_bought, context.pool)
@@ -175,41 +164,36 @@ def _scored(checkpoint, contexts, steps, top):
     scored = [n for n, shopper_baskets in enumerate(baskets) if shopper_baskets]
     for start in range(0, len(scored), SCORE_BATCH):
         part = scored[start : start + SCORE_BATCH]
-        sequences = BasketSequences.from_baskets([baskets[n] for n in part], checkpoint.vocabulary)
-        for n, scores in zip(part, score_shoppers(scorer(checkpoint), sequences)):
+        for n, scores in zip(part, score_baskets(checkpoint, [baskets[n] for n in part])):
             found[n] = top(contexts[n], baskets[n], scores)
     return found
 
 
 def cart_completion(context):
     """What the shopper will add next: the cart and recent views as the latest step after their orders."""
-    checkpoint = _require(ModelKind.NEXT_BASKET, NextBasketCNN)
-    previous = _encoded_baskets(checkpoint, context.history)
-    session = _encode(checkpoint, _session_items(context))
-    if len(session):
-        scores = score_session(scorer(checkpoint), session, previous)
-    elif previous:
-        scores = score_shoppers(scorer(checkpoint), BasketSequences.from_baskets([previous], checkpoint.vocabulary))[0]
-    else:
+    checkpoint = require(ModelKind.NEXT_BASKET)
+    session = encode(checkpoint, _session_items(context))
+    baskets = encoded_baskets(checkpoint, context.history) + ([session] if len(session) else [])
+    if not baskets:
         return []
-    items, values = _top(scores, context.pool, exclude=_encode(checkpoint, context.cart))
+    scores = score_baskets(checkpoint, [baskets])[0]
+    items, values = _top(scores, context.pool, exclude=encode(checkpoint, context.cart))
     return _explained(checkpoint, items, values, Strategy.CART_COMPLETION, context, cart_first=True)
 
 
 def similar(context):
     """Neighbours of the page's product (or the cart's products) among the learned item vectors."""
-    checkpoint = served(ModelKind.NEXT_BASKET) or served(ModelKind.AUTOENCODER)
-    if checkpoint is None:
-        raise ModelUnavailable("similar products need a trained next-basket model or autoencoder")
-    anchors = _encode(checkpoint, _anchors(context))
+    space = item_space(served(ModelKind.NEXT_BASKET))
+    if space is None:
+        raise ModelUnavailable("similar products need a trained next-basket CNN or autoencoder")
+    anchors = encode(space, _anchors(context))
     if not len(anchors):
         return []
-    vectors = item_vectors(checkpoint)
-    closeness = vectors @ vectors[torch.from_numpy(anchors)].T  # (n_items, anchors)
+    closeness = space.vectors @ space.vectors[torch.from_numpy(anchors)].T  # (n_items, anchors)
     best, which = closeness.max(dim=1)
     items, values = _top(best, context.pool, exclude=anchors)
-    product_ids = checkpoint.vocabulary.decode(items)
-    anchor_ids = checkpoint.vocabulary.decode(anchors[which[torch.from_numpy(items)].numpy()]) if len(items) else []
+    product_ids = space.vocabulary.decode(items)
+    anchor_ids = space.vocabulary.decode(anchors[which[torch.from_numpy(items)].numpy()]) if len(items) else []
     return [
         Candidate(product_id, float(value), why.SIMILAR, Strategy.SIMILAR, anchor=anchor)
         for product_id, value, anchor in zip(product_ids, values, anchor_ids)
@@ -263,15 +247,6 @@ BATCHED = {
 # Helpers ---------------------------------------------------------------------------------------
 
 
-def _require(kind, model_class):
-    checkpoint = served(kind)
-    if checkpoint is None:
-        raise ModelUnavailable(f"no {kind} model version can be loaded")
-    if not isinstance(checkpoint.model, model_class) or checkpoint.vocabulary is None:
-        raise ModelUnavailable(f"the active {kind} version holds a {checkpoint.kind}, not a {model_class.__name__}")
-    return checkpoint
-
-
 def _session_items(context):
     """The current visit: the cart, then recent views."""
     return tuple(context.cart) + tuple(p for p in context.history.viewed if p not in context.cart)
@@ -280,18 +255,6 @@ def _session_items(context):
 def _anchors(context):
     """What anchored strategies start from: the page's product, else the latest products in the cart."""
     return [str(context.product_id)] if context.product_id else list(context.cart)[-5:]
-
-
-def _encode(checkpoint, product_ids):
-    """Item indices of the products the model knows, in order."""
-    if not product_ids:
-        return np.zeros(0, dtype=np.int64)
-    items = checkpoint.vocabulary.encode(list(product_ids))
-    return items[items >= len(SPECIAL_ITEMS)]
-
-
-def _encoded_baskets(checkpoint, history):
-    return [b for b in (_encode(checkpoint, basket) for basket in history.baskets) if len(b)]
 
 
 def _top(scores, k, exclude=None):
@@ -303,37 +266,6 @@ def _top(scores, k, exclude=None):
     values, items = scores.topk(min(k, len(scores)))
     keep = values > _MASKED
     return items[keep].numpy(), values[keep].tolist()
-
-
-_derived = {}  # (what, checkpoint kind) -> (checkpoint, what was made from it), per process
-
-
-def _per_version(what, checkpoint, make):
-    """make(checkpoint), made once per loaded version of the checkpoint's kind."""
-    cached = _derived.get((what, checkpoint.kind))
-    if cached is not None and cached[0] is checkpoint:
-        return cached[1]
-    made = make(checkpoint)
-    _derived[(what, checkpoint.kind)] = (checkpoint, made)
-    return made
-
-
-def scorer(checkpoint):
-    """The network that scores shoppers with a loaded checkpoint: on a CPU, a copy with its
-    catalog-wide layers in int8 (ml.models.cpu_scorer: the same top products for 99.5% and more of
-    shoppers, several times faster); made once per loaded version."""
-    return _per_version("scorer", checkpoint, lambda loaded: cpu_scorer(loaded.model))
-
-
-def item_vectors(checkpoint):
-    """Unit vectors of the model's items: the CNN's item embeddings, the autoencoder's output weights."""
-
-    def normalized(loaded):
-        model = loaded.model
-        weights = model.item_embedding.weight if isinstance(model, NextBasketCNN) else model.decoder[-1].weight
-        return F.normalize(weights.detach().float().cpu(), dim=1)
-
-    return _per_version("vectors", checkpoint, normalized)
 
 
 def _explained(checkpoint, items, values, strategy, context, cart_first=False):
@@ -363,12 +295,21 @@ def _explained(checkpoint, items, values, strategy, context, cart_first=False):
 
 
 def _closest_anchors(checkpoint, items, groups):
-    """(reason, [anchor product id per item]) from the first group whose products the model knows."""
-    for reason, product_ids in groups:
-        known = _encode(checkpoint, product_ids)
-        if len(known) and len(items):
-            vectors = item_vectors(checkpoint)
-            closeness = vectors[torch.from_numpy(items)] @ vectors[torch.from_numpy(known)].T
-            closeness[torch.from_numpy(items[:, None] == known[None, :])] = -torch.inf  # never itself
-            return reason, checkpoint.vocabulary.decode(known[closeness.argmax(dim=1).numpy()])
+    """(reason, [anchor product id per item, "" where none]) from the first group holding products
+    the item space knows; each anchor is that group's product closest to the item, never itself."""
+    space = item_space(checkpoint)
+    if space is not None and len(items):
+        ids = checkpoint.vocabulary.decode(items)
+        in_space = space.vocabulary.encode(ids) if space.vocabulary is not checkpoint.vocabulary else np.asarray(items)
+        known_item = in_space >= len(SPECIAL_ITEMS)
+        for reason, product_ids in groups:
+            known = encode(space, product_ids)
+            if not len(known):
+                continue
+            closeness = space.vectors[torch.from_numpy(in_space)] @ space.vectors[torch.from_numpy(known)].T
+            closeness[torch.from_numpy(in_space[:, None] == known[None, :])] = -torch.inf  # never itself
+            best, which = closeness.max(dim=1)
+            anchors = space.vocabulary.decode(known[which.numpy()])
+            found = known_item & torch.isfinite(best).numpy()
+            return reason, [anchor if ok else "" for anchor, ok in zip(anchors, found)]
     return why.FOR_YOU, [""] * len(items)

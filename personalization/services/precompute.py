@@ -1,21 +1,30 @@
 """Recommendations computed before shoppers visit.
 
 Activating a model makes every cached recommendation stale (the cache key names the model version),
-so after a retrain the workers compute the recommendations of recently active shoppers, shard by
-shard (`personalization.tasks.precompute_recommendations`), a batch of shoppers at a time, and
-their first page view is served from the cache (the shop's rules still run on live data then).
+so when a training run promotes a version that placements read, it calls `start`: the workers
+compute the recommendations of recently active shoppers, shard by shard (the task
+`personalization.tasks.precompute_recommendations`, queued by name), a batch of shoppers at a time,
+and their first page view is served from the cache (the shop's rules still run on live data then).
 Only a cache the web processes share (Redis, see README "Operations") makes this useful; what is
 computed lives as long as ranking caches it.
 """
+import logging
 from datetime import timedelta
 
+from celery import group, signature
 from django.utils import timezone
 
 from personalization.conf import settings
 from personalization.models import Event, Placement
 from personalization.models.placements import ANCHORED_STRATEGIES
-from personalization.services import ranking
+from personalization.services import candidates, ranking
 
+logger = logging.getLogger("personalization.precompute")
+
+#: The task that warms one shard (personalization.tasks; services queue tasks by name).
+TASK = "personalization.tasks.precompute_recommendations"
+#: The model kinds placements read: a new active version of one of them makes the cache stale.
+MODEL_KINDS = frozenset(kind for kinds in candidates.MODELS.values() for kind in kinds)
 #: Shoppers per precompute task.
 SHARD_SIZE = 500
 #: Shoppers ranked together (one history query, one forward pass per model).
@@ -52,6 +61,18 @@ def shards(size=SHARD_SIZE, now=None):
     The database orders and compares the ids, so any kind of user key splits consistently."""
     ids = list(recent_shoppers(now=now))
     return [(ids[start], ids[min(start + size, len(ids)) - 1]) for start in range(0, len(ids), size)]
+
+
+def start():
+    """Queues one precompute task per shard of recently active shoppers, as a group; returns the
+    number of shards. A broker that is down is logged: the new models serve anyway."""
+    found = shards()
+    if found:
+        try:
+            group(signature(TASK, args=(first, last)) for first, last in found).apply_async()
+        except Exception:
+            logger.exception("Could not queue the precomputation of %d shard(s) of shoppers", len(found))
+    return len(found)
 
 
 def warm(user_ids, shown=None):

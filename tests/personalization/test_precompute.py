@@ -6,7 +6,7 @@ from django.core.cache import cache
 from personalization import privacy
 from personalization.events import Shopper
 from personalization.models import Placement
-from personalization.services import candidates, precompute, ranking
+from personalization.services import candidates, precompute, ranking, scoring
 
 SLUGS = ["home-for-you", "home-buy-again"]
 
@@ -43,8 +43,8 @@ def test_a_batch_caches_what_each_shoppers_own_request_computes(trained, model_r
 def test_one_forward_pass_ranks_a_whole_batch(trained, model_runs, monkeypatch):
     users = trained.shoppers["dairy"] + trained.shoppers["bakery"]
     forward = []
-    score = candidates.score_shoppers
-    monkeypatch.setattr(candidates, "score_shoppers", lambda model, sequences: forward.append(sequences.n_users) or score(model, sequences))
+    score = scoring.score_shoppers
+    monkeypatch.setattr(scoring, "score_shoppers", lambda model, sequences: forward.append(sequences.n_users) or score(model, sequences))
 
     ranking.precompute(Placement.objects.get(slug="home-for-you"), [user.pk for user in users])
 
@@ -75,9 +75,9 @@ def test_requests_and_batches_score_with_one_int8_scorer_per_loaded_version(trai
 
     from personalization.models import ModelKind
 
-    checkpoint = candidates.served(ModelKind.AUTOENCODER)
-    network = candidates.scorer(checkpoint)
+    checkpoint = scoring.served(ModelKind.AUTOENCODER)
+    network = scoring.scorer(checkpoint)
 
-    assert candidates.scorer(checkpoint) is network  # made once per loaded version
+    assert scoring.scorer(checkpoint) is network  # made once per loaded version
     assert isinstance(network.decoder[2], torch.ao.nn.quantized.dynamic.Linear)
     assert checkpoint.model.decoder[2].weight.dtype == torch.float32  # item vectors still read the original

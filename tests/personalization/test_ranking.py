@@ -242,7 +242,7 @@ def test_a_model_of_the_wrong_kind_is_not_used(store, caplog):
     found = ranking.recommend(placement(Strategy.FOR_YOU), shopper(store.shoppers["dairy"][0]))
 
     assert found and {item.strategy for item in found} == {Strategy.POPULAR}
-    assert "holds a next_basket_cnn, not a ShopperAutoencoder" in caplog.text
+    assert "the active autoencoder version holds a next_basket_cnn, which cannot serve it" in caplog.text
 
 
 def test_a_model_that_fails_to_score_is_logged_and_popular_products_are_served(store, caplog):

@@ -12,10 +12,9 @@ from django.utils import timezone
 from personalization import registry, tasks
 from personalization.events import Shopper
 from personalization.ml import checkpoint
-from personalization.ml.data import build_sequences
 from personalization.ml.train import TrainConfig, train_autoencoder, train_next_basket
 from personalization.models import Coupon, Event, ModelKind, ModelVersion, Placement, TrainingRun
-from personalization.services import candidates, precompute, ranking, training
+from personalization.services import candidates, fitting, precompute, ranking, training
 from tests.personalization.coupon_factories import CouponCampaignFactory, CouponFactory
 from tests.personalization.stores import build_store
 
@@ -32,12 +31,12 @@ def quick_trainer(kind, score=0.9, baseline=0.5):
     """A trainer of `kind` that fits one epoch and reports `score` against `baseline` on the gate metric."""
     fit = {ModelKind.NEXT_BASKET: train_next_basket, ModelKind.AUTOENCODER: train_autoencoder}[kind]
 
-    def train(frame, device, progress):
-        sequences = build_sequences(frame)
-        model = fit(sequences, train_config=TrainConfig(epochs=1, patience=None, device="cpu", batch_size=32)).model
-        metric = training.gate_metric(kind)
-        artifact = checkpoint.save(model, vocabulary=sequences.vocabulary)
-        return training.Outcome(artifact, {metric: score}, {metric: baseline}, None, metric, {}, {})
+    def train(data, device, progress):
+        model = fit(data.sequences, train_config=TrainConfig(epochs=1, patience=None, device="cpu", batch_size=32)).model
+        metric = fitting.gate_metric(kind)
+        artifact = checkpoint.save(model, vocabulary=data.sequences.vocabulary)
+        algorithm = {ModelKind.NEXT_BASKET: "next_basket_cnn", ModelKind.AUTOENCODER: "autoencoder"}[kind]
+        return fitting.Outcome(artifact, algorithm, {metric: score}, metric, baseline={metric: baseline})
 
     return train
 
@@ -45,8 +44,8 @@ def quick_trainer(kind, score=0.9, baseline=0.5):
 @pytest.fixture
 def quick_training(monkeypatch):
     """Training fits in a moment: the next-basket and autoencoder trainers take one epoch and win the gate."""
-    monkeypatch.setitem(training.TRAINERS, ModelKind.NEXT_BASKET, quick_trainer(ModelKind.NEXT_BASKET))
-    monkeypatch.setitem(training.TRAINERS, ModelKind.AUTOENCODER, quick_trainer(ModelKind.AUTOENCODER))
+    monkeypatch.setitem(fitting.TRAINERS, ModelKind.NEXT_BASKET, quick_trainer(ModelKind.NEXT_BASKET))
+    monkeypatch.setitem(fitting.TRAINERS, ModelKind.AUTOENCODER, quick_trainer(ModelKind.AUTOENCODER))
 
 
 @pytest.fixture
@@ -97,7 +96,7 @@ def test_after_a_promotion_the_recommendations_of_recent_shoppers_are_precompute
 
 def test_nothing_is_precomputed_when_no_version_was_promoted(celery_eager, monkeypatch, recent_days, scoring_calls):
     build_store()
-    monkeypatch.setitem(training.TRAINERS, ModelKind.NEXT_BASKET, quick_trainer(ModelKind.NEXT_BASKET, score=0.1))
+    monkeypatch.setitem(fitting.TRAINERS, ModelKind.NEXT_BASKET, quick_trainer(ModelKind.NEXT_BASKET, score=0.1))
 
     [version_id] = tasks.retrain.delay(kinds=[ModelKind.NEXT_BASKET]).get()
 
@@ -115,10 +114,10 @@ def test_retrain_refuses_an_unknown_model_kind(celery_eager):
 def test_a_failing_training_shows_in_its_training_run_with_the_error(celery_eager, monkeypatch):
     build_store()
 
-    def broken(frame, device, progress):
+    def broken(data, device, progress):
         raise RuntimeError("the GPU caught fire")
 
-    monkeypatch.setitem(training.TRAINERS, ModelKind.NEXT_BASKET, broken)
+    monkeypatch.setitem(fitting.TRAINERS, ModelKind.NEXT_BASKET, broken)
 
     assert tasks.retrain.delay(kinds=[ModelKind.NEXT_BASKET]).get() == []
 

@@ -3,7 +3,7 @@ import pytest
 
 from personalization import registry
 from personalization.models import ModelVersion, TrainingRun
-from personalization.services import training
+from personalization.services import fitting, training
 
 pytestmark = pytest.mark.django_db
 
@@ -33,8 +33,12 @@ def test_tiny_data_says_what_is_missing(django_capture_on_commit_callbacks):
     assert registry.active("next_basket") is None
 
 
-def outcome(new, baseline, active=None):
-    return training.Outcome(b"", {"ndcg@10": new}, {"ndcg@10": baseline}, None if active is None else {"ndcg@10": active}, "ndcg@10", {}, {})
+def outcome(new, baseline=None, active=None, rivals=None, versus=None, algorithm="autoencoder"):
+    return fitting.Outcome(
+        b"", algorithm, {"ndcg@10": new}, "ndcg@10", rivals=rivals or {},
+        baseline=None if baseline is None else {"ndcg@10": baseline},
+        active=None if active is None else {"ndcg@10": active, "shoppers": 40}, versus=versus,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -48,13 +52,31 @@ def test_a_version_is_promoted_only_when_it_beats_the_baseline_and_the_active_ve
     assert reason.startswith("promoted" if promoted else "kept inactive")
 
 
+def test_the_best_of_the_next_basket_algorithms_needs_only_to_beat_the_active_version():
+    rivals = {"next_basket_cnn": {"ndcg@10": 0.41}, "tifu_knn": {"ndcg@10": 0.45}}  # a tie goes to the simpler one
+    best = outcome(0.45, rivals=rivals, algorithm="personal_frequency")
+
+    assert training.decide(best) == (True, "promoted: personal frequency: ndcg@10 0.4500 (next-basket CNN 0.4100, TIFU-KNN 0.4500)")
+    assert training.margin(best) == ("TIFU-KNN", 0.0)
+    assert training.decide(outcome(0.45, active=0.46, rivals=rivals, algorithm="personal_frequency"))[0] is False
+
+
+def test_the_margin_is_over_the_runner_up_the_active_version_included():
+    won = outcome(0.50, active=0.47, rivals={"tifu_knn": {"ndcg@10": 0.44}, "next_basket_cnn": {"ndcg@10": float("nan")}})
+    lost = outcome(0.50, active=0.47, versus={"ndcg@10": 0.45}, rivals={"tifu_knn": {"ndcg@10": 0.44}})
+
+    assert training.margin(won) == ("the active version", pytest.approx(0.03))
+    assert training.margin(lost) == ("the active version", pytest.approx(-0.02))
+    assert training.margin(outcome(0.5)) == (None, None)
+
+
 def test_a_checkpoint_with_numpy_numbers_in_its_extras_loads_safely():
     import numpy as np
 
     from personalization.ml import checkpoint
     from personalization.ml.baselines import PersonalFrequency
 
-    data = checkpoint.save(PersonalFrequency(), extra=training.plain({"segments": [{"size": np.int64(3), "share": np.float32(0.5)}]}))
+    data = checkpoint.save(PersonalFrequency(), extra=fitting.plain({"segments": [{"size": np.int64(3), "share": np.float32(0.5)}]}))
 
     assert checkpoint.load(data).extra == {"segments": [{"size": 3, "share": 0.5}]}
 
@@ -131,26 +153,23 @@ def test_the_active_version_is_judged_on_the_baskets_it_never_saw():
     from personalization.synthetic import generate_catalog, generate_histories
 
     frame = generate_histories(generate_catalog(200, seed=5), 120, seed=5)
-    split = evaluate.leave_last_out(frame, min_baskets=3)
+    data = fitting.TrainingData(frame)
+    split = data.split
     last_orders = frame.groupby("user_id")["ordered_at"].max().sort_values()
     cutoff = last_orders.iloc[len(last_orders) // 2]  # the active version saw orders up to here
     version = ModelVersion(kind="next_basket", data_window={"last_order_at": cutoff.isoformat()})
 
-    unseen = training.unseen_by(version, split, frame)
+    unseen = fitting.unseen_by(version, data)
 
     unseen_ids = set(split.history.user_ids[unseen.users])
     evaluated = set(split.history.user_ids[split.users])
     assert unseen_ids == {u for u in evaluated if last_orders[u] > cutoff}
     assert 0 < len(unseen_ids) < len(evaluated)
-    assert training.unseen_by(ModelVersion(data_window={"last_order_at": pd.Timestamp.max.isoformat()}), split, frame) is None
+    assert fitting.unseen_by(ModelVersion(data_window={"last_order_at": pd.Timestamp.max.isoformat()}), data) is None
 
 
 def test_the_gate_compares_with_the_active_version_on_the_same_shoppers():
-    outcome = training.Outcome(
-        b"", {"ndcg@10": 0.50}, {"ndcg@10": 0.40}, {"ndcg@10": 0.45, "shoppers": 40}, "ndcg@10", {}, {}, versus={"ndcg@10": 0.44}
-    )
-
-    promote, reason = training.decide(outcome)
+    promote, reason = training.decide(outcome(0.50, 0.40, active=0.45, versus={"ndcg@10": 0.44}))
 
     assert not promote
     assert reason == "kept inactive: ndcg@10 0.4400 does not beat the active version's 0.4500 on the 40 shoppers with baskets it never saw"

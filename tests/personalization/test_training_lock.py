@@ -12,11 +12,11 @@ from django.utils import timezone
 
 from personalization import registry
 from personalization.models import ModelKind, ModelVersion, TrainingRun
-from personalization.services import training
+from personalization.services import fitting, training
 
 pytestmark = pytest.mark.django_db
 
-NO_PURCHASES = pd.DataFrame()
+NO_PURCHASES = training.TrainingData(pd.DataFrame())
 
 
 @pytest.fixture(autouse=True)
@@ -95,13 +95,13 @@ def test_a_run_this_process_no_longer_runs_is_lost_so_a_retry_here_can_start():
 def test_a_run_presumed_lost_while_it_trained_publishes_nothing(monkeypatch):
     active_before = registry.activate(registry.publish(ModelKind.NEXT_BASKET, b"the active model"))
 
-    def trained_while_declared_lost(frame, device, progress):
+    def trained_while_declared_lost(data, device, progress):
         TrainingRun.objects.filter(status="running").update(status="failed", message="worker lost: no heartbeat")
-        return training.Outcome(b"new", {"ndcg@10": 0.9}, {"ndcg@10": 0.1}, None, "ndcg@10", {}, {})
+        return fitting.Outcome(b"new", "next_basket_cnn", {"ndcg@10": 0.9}, "ndcg@10")
 
-    monkeypatch.setitem(training.TRAINERS, ModelKind.NEXT_BASKET, trained_while_declared_lost)
+    monkeypatch.setitem(fitting.TRAINERS, ModelKind.NEXT_BASKET, trained_while_declared_lost)
 
-    run = training.train_kind(ModelKind.NEXT_BASKET, pd.DataFrame({"user_id": ["1"]}))
+    run = training.train_kind(ModelKind.NEXT_BASKET, training.TrainingData(pd.DataFrame({"user_id": ["1"]})))
 
     assert run.status == "failed" and "presumed lost" in run.message
     assert list(ModelVersion.objects.all()) == [active_before]
@@ -113,7 +113,7 @@ def test_a_running_training_writes_its_heartbeat(monkeypatch):
     monkeypatch.setattr(training, "HEARTBEAT_SECONDS", 0.01)
     beats = []
 
-    def slow(frame, device, progress):
+    def slow(data, device, progress):
         run = TrainingRun.objects.get(status="running")
         first = run.heartbeat_at
         for _ in range(500):
@@ -124,9 +124,9 @@ def test_a_running_training_writes_its_heartbeat(monkeypatch):
             training.time.sleep(0.01)
         raise training.NotEnoughData("stopped by the test")
 
-    monkeypatch.setitem(training.TRAINERS, ModelKind.NEXT_BASKET, slow)
+    monkeypatch.setitem(fitting.TRAINERS, ModelKind.NEXT_BASKET, slow)
 
-    training.train_kind(ModelKind.NEXT_BASKET, pd.DataFrame({"user_id": ["1"]}))
+    training.train_kind(ModelKind.NEXT_BASKET, training.TrainingData(pd.DataFrame({"user_id": ["1"]})))
 
     assert beats
 

@@ -1,5 +1,4 @@
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from personalization import registry
 from personalization.models import ModelKind
@@ -8,8 +7,10 @@ from personalization.services import training
 
 class Command(BaseCommand):
     help = (
-        "Trains models on the store's purchases, evaluates each on held-out last baskets, publishes a new "
-        "version and activates it only when it beats the active version and the personal-frequency baseline."
+        "Trains models on the store's purchases and judges each on held-out last baskets: for the next basket, "
+        "the CNN, TIFU-KNN and personal frequency, and the best of them is published. A new version is "
+        "activated only when it also beats the active version (and the baseline, for the other models); then "
+        "the recommendations of recently active shoppers are precomputed on the Celery workers."
     )
 
     def add_arguments(self, parser):
@@ -30,14 +31,7 @@ class Command(BaseCommand):
             if not kinds:
                 self.stdout.write("Every model already has an active version; nothing to train.")
                 return
-        frame = training.purchase_frame()
-        self.stdout.write(f"Training {', '.join(kinds)} on {len(frame)} order lines ...")
-        with tqdm(total=len(kinds), unit="model", file=self.stderr) as bar:
-            runs = []
-            for kind in kinds:
-                bar.set_description(kind)
-                runs.append(training.train_kind(kind, frame, device, triggered_by="command", progress=bar.write))
-                bar.update()
+        runs = training.train(kinds, device, triggered_by="command", progress=self.stdout.write)
         failed = False
         for run in runs:
             style = {"promoted": self.style.SUCCESS, "failed": self.style.ERROR}.get(run.status, self.style.WARNING)

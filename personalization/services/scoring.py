@@ -1,0 +1,123 @@
+"""The active models as serving reads them: loaded through the registry, scoring shoppers with
+whichever algorithm a version runs, and the item vectors that explain and relate products.
+
+A next-basket version runs the CNN, TIFU-KNN or personal frequency (whichever won its training
+run); each scores shoppers given as lists of encoded baskets. What is derived from a loaded version
+(an int8 copy of a network, its unit item vectors) is made once per version and process.
+"""
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from personalization import registry
+from personalization.ml.baselines import PersonalFrequency, TifuKnn
+from personalization.ml.data import SPECIAL_ITEMS, BasketSequences
+from personalization.ml.models import NextBasketCNN, ShopperAutoencoder, cpu_scorer, score_shoppers
+from personalization.models import ModelKind
+
+#: What can serve each kind that scores shoppers.
+SERVABLE = {
+    ModelKind.NEXT_BASKET: (NextBasketCNN, TifuKnn, PersonalFrequency),
+    ModelKind.AUTOENCODER: (ShopperAutoencoder,),
+}
+
+
+class ModelUnavailable(Exception):
+    """No version of the model a strategy needs can be loaded (not trained yet, or every artifact is broken)."""
+
+
+def served(kind):
+    """The loaded Checkpoint of the active version of `kind`, or None."""
+    return registry.load_active(kind)
+
+
+def model_token(kind):
+    """Names the loaded version of `kind` (its checkpoint's creation time), '-' when none serves."""
+    checkpoint = served(kind)
+    return getattr(checkpoint, "created_at", None) or ("-" if checkpoint is None else str(id(checkpoint)))
+
+
+def require(kind):
+    """The loaded active version of `kind`, which must score shoppers in a vocabulary."""
+    checkpoint = served(kind)
+    if checkpoint is None:
+        raise ModelUnavailable(f"no {kind} model version can be loaded")
+    if not isinstance(checkpoint.model, SERVABLE[kind]) or checkpoint.vocabulary is None:
+        raise ModelUnavailable(f"the active {kind} version holds a {checkpoint.kind}, which cannot serve it")
+    return checkpoint
+
+
+def encode(model, product_ids):
+    """Item indices of the products a model (a checkpoint, an ItemSpace) knows, in order."""
+    if not product_ids:
+        return np.zeros(0, dtype=np.int64)
+    items = model.vocabulary.encode(list(product_ids))
+    return items[items >= len(SPECIAL_ITEMS)]
+
+
+def encoded_baskets(checkpoint, history):
+    """A ShopperHistory's baskets as item indices, leaving out those with no product the model knows."""
+    return [b for b in (encode(checkpoint, basket) for basket in history.baskets) if len(b)]
+
+
+def score_baskets(checkpoint, baskets):
+    """Scores (len(baskets) x the vocabulary) of shoppers given as lists of encoded baskets, oldest
+    first, by the checkpoint's model, whichever algorithm it runs. The shoppers are new to the model:
+    TIFU-KNN looks for their neighbours among every shopper it was fitted on."""
+    sequences = BasketSequences.from_baskets(baskets, checkpoint.vocabulary, user_ids=[""] * len(baskets))
+    model = scorer(checkpoint)
+    if isinstance(model, torch.nn.Module):
+        return score_shoppers(model, sequences)
+    return model.score(sequences)
+
+
+_derived = {}  # (what, checkpoint kind) -> (checkpoint, what was made from it), per process
+
+
+def _per_version(what, checkpoint, make):
+    """make(checkpoint), made once per loaded version of the checkpoint's kind."""
+    cached = _derived.get((what, checkpoint.kind))
+    if cached is not None and cached[0] is checkpoint:
+        return cached[1]
+    made = make(checkpoint)
+    _derived[(what, checkpoint.kind)] = (checkpoint, made)
+    return made
+
+
+def scorer(checkpoint):
+    """What scores shoppers with a loaded checkpoint: a fitted baseline itself; for a network on a
+    CPU, a copy with its catalog-wide layers in int8 (ml.models.cpu_scorer: the same top products
+    for 99.5% and more of shoppers, several times faster); made once per loaded version."""
+    if not isinstance(checkpoint.model, torch.nn.Module):
+        return checkpoint.model
+    return _per_version("scorer", checkpoint, lambda loaded: cpu_scorer(loaded.model))
+
+
+class ItemSpace(NamedTuple):
+    vocabulary: object  # ml.data.Vocabulary
+    vectors: torch.Tensor  # (len(vocabulary), d) unit vectors
+
+
+def _learned_vectors(loaded):
+    """Unit vectors of a network's items (the CNN's item embeddings, the autoencoder's output
+    weights); None for a baseline, which learns none."""
+    model = loaded.model
+    if isinstance(model, NextBasketCNN):
+        weights = model.item_embedding.weight
+    elif isinstance(model, ShopperAutoencoder):
+        weights = model.decoder[-1].weight
+    else:
+        return None
+    return F.normalize(weights.detach().float().cpu(), dim=1)
+
+
+def item_space(checkpoint):
+    """The item vectors that explain `checkpoint`'s recommendations and find similar products: its
+    own, or the active autoencoder's when it has none (a baseline) or is None; None without either."""
+    for loaded in (checkpoint, served(ModelKind.AUTOENCODER)):
+        vectors = None if loaded is None or loaded.vocabulary is None else _per_version("vectors", loaded, _learned_vectors)
+        if vectors is not None:
+            return ItemSpace(loaded.vocabulary, vectors)
+    return None

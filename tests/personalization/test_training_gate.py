@@ -1,0 +1,195 @@
+"""The best next-basket model serves: every servable algorithm (the CNN, TIFU-KNN, personal
+frequency) and the active version are judged on the same held-out baskets of one prepared data
+object, the winner is published and activated, and pages and the API serve it with explanations."""
+import random
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from personalization import registry
+from personalization.events import Shopper
+from personalization.ml import evaluate
+from personalization.ml.baselines import PersonalFrequency, TifuKnn
+from personalization.models import Event, ModelKind, Placement
+from personalization.services import explanations, fitting, ranking, training
+from tests.factories import CategoryFactory, ProductFactory
+from tests.personalization.stores import purchase
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("model_files")]
+
+BASELINES = {"personal_frequency", "tifu_knn"}
+
+
+@pytest.fixture(autouse=True)
+def no_precompute(settings):
+    """Nothing is queued for precomputing here (test_tasks and test_training check that)."""
+    settings.PERSONALIZATION = {**settings.PERSONALIZATION, "PRECOMPUTE_ACTIVE_DAYS": 0}
+
+
+def store_of(baskets_by_shopper, products):
+    """Users, products and purchase events: baskets_by_shopper[n] is shopper n's orders, oldest
+    first, as lists of product numbers; orders are a week apart and end a week ago."""
+    from django.contrib.auth import get_user_model
+
+    shelf = CategoryFactory(name="Pantry", slug="pantry")
+    made = [ProductFactory(title=f"Product {n}", category=shelf, price="2.00", stock=50) for n in range(products)]
+    users, events = [], []
+    for n, baskets in enumerate(baskets_by_shopper):
+        user = get_user_model().objects.create_user(f"shopper{n}")
+        users.append(user)
+        start = timezone.now() - timedelta(days=7 * len(baskets) + 7)
+        for number, basket in enumerate(baskets):
+            ordered_at = start + timedelta(days=7 * number, hours=n)
+            events += [purchase(user, made[p], f"{user.pk}-{number}", ordered_at) for p in basket]
+    Event.objects.bulk_create(events)
+    return users, made
+
+
+def rebuying_store(shoppers=60, orders=8, products=80, seed=1):
+    """Each shopper re-buys their own five staples, the first in every order, the others less
+    often, and now and then one product they never bought: what the shopper bought most predicts best."""
+    rng = random.Random(seed)
+    rates = (1.0, 0.9, 0.7, 0.5, 0.3)
+    histories = []
+    for _ in range(shoppers):
+        staples = rng.sample(range(products), len(rates))
+        baskets = []
+        for _ in range(orders):
+            basket = [p for p, rate in zip(staples, rates) if rng.random() < rate]
+            if rng.random() < 0.5:
+                basket.append(rng.randrange(products))
+            baskets.append(sorted(set(basket)))
+        histories.append(baskets)
+    return store_of(histories, products)
+
+
+def sequential_store(shoppers=80, orders=9, stages=8, per_stage=4, seed=2):
+    """Every shopper goes round the same course of stages, one a week (stage s, then s + 1), from a
+    stage of their own: what comes next follows from the last basket, not from how often or how
+    recently a product was bought."""
+    rng = random.Random(seed)
+    histories = []
+    for _ in range(shoppers):
+        first = rng.randrange(stages)
+        baskets = []
+        for week in range(orders):
+            stage = (first + week) % stages
+            baskets.append(rng.sample(range(stage * per_stage, (stage + 1) * per_stage), per_stage - 1))
+        histories.append(baskets)
+    return store_of(histories, stages * per_stage)
+
+
+def test_the_held_out_split_of_the_prepared_sequences_is_the_evaluations_split():
+    from personalization.synthetic import generate_catalog, generate_histories
+
+    frame = generate_histories(generate_catalog(150, seed=4), 80, seed=4)
+
+    ours = fitting.TrainingData(frame).split
+    theirs = evaluate.leave_last_out(frame, min_baskets=fitting.MIN_BASKETS)
+
+    assert ours.history.vocabulary == theirs.history.vocabulary
+    assert list(ours.history.user_ids) == list(theirs.history.user_ids)
+    assert np.array_equal(ours.history.items, theirs.history.items)
+    assert np.array_equal(ours.history.basket_offsets, theirs.history.basket_offsets)
+
+    def targets(split):  # {shopper: (known products of the held-out basket, how many unknown ones)}
+        return {
+            user: (sorted(target[target >= 0].tolist()), int((target < 0).sum()))
+            for user, target in zip(split.history.user_ids[split.users].tolist(), split.targets)
+        }
+
+    assert targets(ours) == targets(theirs)
+
+
+def test_a_run_prepares_the_purchases_once_for_every_model(monkeypatch):
+    from personalization.services.history import import_frame
+    from personalization.synthetic import generate_catalog, generate_histories
+
+    import_frame(generate_histories(generate_catalog(120, seed=3), 50, seed=3))
+    prepared = []
+    for module in (fitting, evaluate):
+        prepare = module.prepare_frame
+        monkeypatch.setattr(module, "prepare_frame", lambda frame, m=module, p=prepare: prepared.append(m) or p(frame))
+
+    runs = training.train(kinds=[ModelKind.NEXT_BASKET, ModelKind.AUTOENCODER, ModelKind.PROPENSITY], device="cpu")
+
+    assert all(run.status != "failed" for run in runs), [run.message for run in runs]
+    # Once for every model; ml.evaluate's propensity evaluation prepares the frame it is given once more.
+    assert prepared == [fitting, evaluate]
+
+
+def test_on_a_store_of_re_buyers_a_baseline_wins_and_serves_pages_and_the_api_with_explanations(client):
+    users, _ = rebuying_store()
+
+    [run] = training.train(kinds=[ModelKind.NEXT_BASKET], device="cpu")
+
+    version = run.model_version
+    assert run.status == "promoted", run.message
+    assert version.algorithm in BASELINES and version.is_active
+    judged = {version.algorithm: version.metrics["ndcg@10"], **{a: m["ndcg@10"] for a, m in version.metrics["rivals"].items()}}
+    assert set(judged) == BASELINES | {"next_basket_cnn"}
+    assert judged[version.algorithm] == max(judged.values())
+    assert version.metrics["margin"] >= 0 and version.metrics["runner_up"]
+    assert version.get_algorithm_display() in run.message
+    assert isinstance(registry.load_active(ModelKind.NEXT_BASKET).model, TifuKnn if version.algorithm == "tifu_knn" else PersonalFrequency)
+
+    shopper = users[0]
+    bought = {}
+    for product_id in Event.objects.filter(user_id=str(shopper.pk)).values_list("product_id", flat=True):
+        bought[product_id] = bought.get(product_id, 0) + 1
+    again = ranking.recommend(Placement.objects.get(slug="home-buy-again"), Shopper(user_id=shopper.pk))
+    assert {item.strategy for item in again} == {"buy_again"}
+    assert set(again.product_ids) <= set(bought)
+    for item in again:
+        assert item.reason == explanations.REPEAT
+        count = bought[str(item.product.id)]
+        assert item.explanation == ("You have bought this %d times" % count if count > 1 else "You bought this before")
+    favourite = max(bought, key=bought.get)
+    assert again.product_ids[0] == favourite
+
+    client.force_login(shopper)
+    home = client.get("/").content.decode()
+    assert f"You have bought this {bought[favourite]} times" in home
+    answer = client.get(reverse("personalization_api:recommendations"), {"placement": "home-buy-again"}).json()
+    assert answer["items"] and all(item["explanation"] for item in answer["items"])
+    assert answer["items"][0]["product_id"] == favourite
+
+
+def test_on_a_store_with_a_weekly_course_the_cnn_wins_and_serves_next_baskets():
+    users, products = sequential_store()
+
+    [run] = training.train(kinds=[ModelKind.NEXT_BASKET], device="cpu")
+
+    version = run.model_version
+    assert (run.status, version.algorithm) == ("promoted", "next_basket_cnn"), run.message
+    assert all(version.metrics["ndcg@10"] > rival["ndcg@10"] for rival in version.metrics["rivals"].values())
+    assert version.metrics["margin"] > 0
+    # A shopper whose last basket was stage s is offered stage s + 1 first.
+    shopper = users[0]
+    last_basket = set(
+        Event.objects.filter(user_id=str(shopper.pk)).order_by("-created_at").values_list("order_id", flat=True)[:1]
+    )
+    last = {int(p.title.split()[-1]) for p in products if Event.objects.filter(order_id__in=last_basket, product_id=str(p.pk)).exists()}
+    stage = min(last) // 4
+    found = ranking.recommend(Placement.objects.create(slug="next", name="next", strategy="next_basket", limit=3), Shopper(user_id=shopper.pk))
+    assert found.items and all(int(item.product.title.split()[-1]) // 4 == (stage + 1) % 8 for item in found)
+    assert all(item.explanation for item in found)
+
+
+def test_a_retrain_judges_the_active_version_on_the_same_baskets():
+    rebuying_store(shoppers=40)
+    [first] = training.train(kinds=[ModelKind.NEXT_BASKET], device="cpu")
+    assert first.status == "promoted", first.message
+
+    [second] = training.train(kinds=[ModelKind.NEXT_BASKET], device="cpu")
+
+    metrics = second.model_version.metrics
+    assert metrics["active_before"]["ndcg@10"] is not None
+    # The same algorithm fitted on the same purchases scores as the active version did: no better.
+    if second.model_version.algorithm == first.model_version.algorithm:
+        assert second.status == "kept_inactive" and "does not beat the active version's" in second.message
+        assert metrics["runner_up"] == "the active version" and metrics["margin"] <= 0
+    assert registry.active(ModelKind.NEXT_BASKET) == (first.model_version if second.status == "kept_inactive" else second.model_version)
