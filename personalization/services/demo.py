@@ -101,10 +101,7 @@ def create_demo_data(n_users=600, seed=7, *, replace=False, say=None):
     catalog = store_catalog()
     result = DemoResult()
     with transaction.atomic():
-        if replace:
-            result.events_removed, result.users_removed = remove_demo_data()
-            say(f"Removed {result.users_removed} demo shoppers and {result.events_removed} demo events.")
-        elif demo_users().exists():
+        if not _make_room(result, replace, say):
             return None
         say(f"Creating {n_users} demo shoppers...")
         user_ids, result.logins = _create_users(n_users)
@@ -142,10 +139,7 @@ def create_demo_shoppers_from(path, *, replace=False, say=None, now=None):
     now = now or datetime.now(dt_timezone.utc)
     shift = timedelta(weeks=(now - latest) // timedelta(weeks=1)) if latest else timedelta(0)
     with transaction.atomic():
-        if replace:
-            result.events_removed, result.users_removed = remove_demo_data()
-            say(f"Removed {result.users_removed} demo shoppers and {result.events_removed} demo events.")
-        elif demo_users().exists():
+        if not _make_room(result, replace, say):
             return None
         say(f"Creating {len(shoppers)} demo shoppers...")
         user_ids, result.logins = _create_users(len(shoppers), all_log_in=True)
@@ -160,6 +154,16 @@ def create_demo_shoppers_from(path, *, replace=False, say=None, now=None):
     result.shoppers = len(shoppers)
     result.purchases = imported.imported
     return result
+
+
+def _make_room(result, replace, say):
+    """Inside the caller's transaction: with `replace`, removes the earlier demo data (counted in
+    `result`). False when demo shoppers exist and stay, so that nothing is to be done."""
+    if replace:
+        result.events_removed, result.users_removed = remove_demo_data()
+        say(f"Removed {result.users_removed} demo shoppers and {result.events_removed} demo events.")
+        return True
+    return not demo_users().exists()
 
 
 def _file_shoppers(path):
