@@ -4,6 +4,8 @@ Each one: `fit(sequences) -> self`, then `score(sequences, users) -> (len(users)
 scores for the next basket of those shoppers (row indices of `sequences`, which must share the
 vocabulary it was fitted on); `params()` and `state()` for checkpoints, `from_state()` to rebuild.
 """
+import warnings
+
 import numpy as np
 import pandas as pd
 import torch
@@ -33,6 +35,34 @@ def _check_vocabulary(fitted_items, sequences):
         raise ValueError(
             f"these baskets use a vocabulary of {sequences.n_items} entries; the model was fitted on {fitted_items}"
         )
+
+
+def _csr_rows(matrix):
+    """The row index of every stored entry of a sparse CSR matrix."""
+    return torch.repeat_interleave(torch.arange(matrix.shape[0]), matrix.crow_indices().diff())
+
+
+def _csr(matrix):
+    """A sparse COO (or dense) matrix in the CSR layout the sparse products read fastest."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return matrix.to_sparse_csr()
+
+
+def _dense(matrix):
+    """A sparse matrix (COO or CSR) as a dense one."""
+    if matrix.layout != torch.sparse_csr:
+        return matrix.to_dense()
+    out = torch.zeros(matrix.shape, dtype=matrix.dtype)
+    out[_csr_rows(matrix), matrix.col_indices()] = matrix.values()
+    return out
+
+
+def _unit_rows(matrix):
+    """A sparse COO matrix with each row scaled to unit length (empty rows stay empty)."""
+    rows = matrix.indices()[0]
+    norms = torch.zeros(matrix.shape[0]).index_add_(0, rows, matrix.values().pow(2)).sqrt()
+    return sparse_matrix(matrix.indices(), matrix.values() / norms[rows].clamp(min=1e-12), matrix.shape)
 
 
 def _last_baskets(sequences, users):
@@ -93,53 +123,63 @@ class CoOccurrence:
     """
 
     name = "co_occurrence"
+    #: Parameters that only change scoring: one fit serves every value (see score_variants).
+    SCORING_PARAMS = ("source",)
 
     def __init__(self, source="last_basket"):
         if source not in ("last_basket", "history"):
             raise ValueError('source is "last_basket" or "history"')
         self.source = source
-        self.conditional = None  # sparse (n_items x n_items): P(column | row)
+        self.conditional = None  # sparse CSR (n_items x n_items): P(column | row)
         self.counts = None
 
     def fit(self, sequences):
         rows = np.repeat(np.arange(sequences.n_baskets), np.diff(sequences.basket_offsets))
-        index = torch.from_numpy(np.stack([rows, sequences.items]))
-        baskets = sparse_matrix(index, torch.ones(len(rows)), (sequences.n_baskets, sequences.n_items))
-        pairs = sparse_product(baskets.t().coalesce(), baskets).coalesce()
-        i, j = pairs.indices()
+        index = torch.from_numpy(np.stack([sequences.items, rows]))
+        by_item = _csr(sparse_matrix(index, torch.ones(len(rows)), (sequences.n_items, sequences.n_baskets)))
+        pairs = sparse_product(by_item, _csr(by_item.t()))
+        i, j = _csr_rows(pairs), pairs.col_indices()
         keep = i != j
+        i = i[keep]
         self.counts = _basket_counts(sequences)
-        values = pairs.values()[keep] / self.counts[i[keep]].clamp(min=1.0)
-        self.conditional = sparse_matrix(pairs.indices()[:, keep], values, pairs.shape)
+        crow = torch.cat([torch.zeros(1, dtype=torch.int64), torch.bincount(i, minlength=sequences.n_items).cumsum(0)])
+        values = pairs.values()[keep] / self.counts[i].clamp(min=1.0)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            self.conditional = torch.sparse_csr_tensor(crow, j[keep], values, pairs.shape, check_invariants=False)
         return self
 
     def score(self, sequences, users=None):
+        return self.score_variants(sequences, users, [self.params()])[0]
+
+    def score_variants(self, sequences, users, variants):
+        """Scores of `users` under each of `variants` ({"source": ...}), from one fit."""
         _check_vocabulary(len(self.counts), sequences)
         users = _rows(sequences, users)
-        if self.source == "history":
-            weights = decayed_frequency(sequences, users, dense=True)
-        else:
-            weights = _last_baskets(sequences, users)
-        together = sparse_product(self.conditional.t(), weights.t()).t()
         fill = self.counts / (self.counts.max() + 1.0)
-        return _mask_special(torch.where(together > 0, 2.0 + together, fill.expand_as(together)))
+        out = []
+        for variant in variants:
+            if variant["source"] == "history":
+                weights = decayed_frequency(sequences, users)
+            else:
+                weights = _last_baskets(sequences, users).to_sparse()
+            together = _dense(sparse_product(_csr(weights), self.conditional))
+            out.append(_mask_special(torch.where(together > 0, 2.0 + together, fill.expand_as(together))))
+        return out
 
     def params(self):
         return {"source": self.source}
 
     def state(self):
-        return {
-            "indices": self.conditional.indices(),
-            "values": self.conditional.values(),
-            "counts": self.counts,
-        }
+        pairs = self.conditional.to_sparse_coo().coalesce()
+        return {"indices": pairs.indices(), "values": pairs.values(), "counts": self.counts}
 
     @classmethod
     def from_state(cls, params, state):
         model = cls(**params)
         n = len(state["counts"])
         model.counts = state["counts"]
-        model.conditional = sparse_matrix(state["indices"], state["values"], (n, n))
+        model.conditional = _csr(sparse_matrix(state["indices"], state["values"], (n, n)))
         return model
 
 
@@ -153,6 +193,8 @@ class TifuKnn:
     """
 
     name = "tifu_knn"
+    #: Parameters that only change scoring: one fit and one neighbour search serve every value.
+    SCORING_PARAMS = ("neighbours", "alpha")
 
     def __init__(self, group_size=7, within_decay=0.9, across_decay=0.7, neighbours=300, alpha=0.7, chunk=512):
         self.group_size = group_size
@@ -162,7 +204,7 @@ class TifuKnn:
         self.alpha = alpha
         self.chunk = chunk
         self.vectors = None  # sparse (n_fitted x n_items)
-        self.normalised = None
+        self.normalised = None  # sparse (n_items x n_fitted): the unit-length vectors, transposed
         self.user_index = None
         self.counts = None
 
@@ -172,39 +214,56 @@ class TifuKnn:
 
     def fit(self, sequences):
         self.vectors = decayed_frequency(sequences, decay=self.decay)
-        norms = torch.zeros(sequences.n_users).index_add_(
-            0, self.vectors.indices()[0], self.vectors.values().pow(2)
-        ).sqrt()
-        values = self.vectors.values() / norms[self.vectors.indices()[0]].clamp(min=1e-12)
-        self.normalised = sparse_matrix(self.vectors.indices(), values, self.vectors.shape)
+        self.normalised = _csr(_unit_rows(self.vectors).t())
         self.user_index = pd.Index(sequences.user_ids)
         self.counts = _basket_counts(sequences)
         return self
 
     def score(self, sequences, users=None):
+        return self.score_variants(sequences, users, [{"neighbours": self.neighbours, "alpha": self.alpha}])[0]
+
+    def score_variants(self, sequences, users, variants):
+        """Scores of `users` under each of `variants` ({"neighbours": k, "alpha": a}), sharing the
+        similarities and the neighbours' vectors (summed from the nearest up)."""
         _check_vocabulary(len(self.counts), sequences)
         users = _rows(sequences, users)
-        chunks = [self._score_chunk(sequences, users[s : s + self.chunk]) for s in range(0, len(users), self.chunk)]
-        return torch.cat(chunks) if chunks else torch.zeros(0, sequences.n_items)
+        chunks = [
+            self._score_chunk(sequences, users[s : s + self.chunk], variants) for s in range(0, len(users), self.chunk)
+        ]
+        if not chunks:
+            return [torch.zeros(0, sequences.n_items) for _ in variants]
+        return [torch.cat(parts) for parts in zip(*chunks)]
 
-    def _score_chunk(self, sequences, users):
-        own = decayed_frequency(sequences, users, decay=self.decay, dense=True)
-        n_fitted = self.vectors.shape[0]
-        similarity = sparse_product(self.normalised, torch.nn.functional.normalize(own, dim=1).t()).t()
+    def _score_chunk(self, sequences, users, variants):
+        own = decayed_frequency(sequences, users, decay=self.decay)
+        similarity = _dense(sparse_product(_csr(_unit_rows(own)), self.normalised))
         self_rows = self.user_index.get_indexer(sequences.user_ids[users])
         known = np.flatnonzero(self_rows >= 0)
         similarity[torch.from_numpy(known), torch.from_numpy(self_rows[known])] = -np.inf
-        k = min(self.neighbours, n_fitted - (len(known) > 0))
-        if k > 0:
-            _, nearest = similarity.topk(k, dim=1)
-            rows = torch.arange(len(users)).repeat_interleave(k)
-            index = torch.stack([rows, nearest.reshape(-1)])
-            weights = sparse_matrix(index, torch.full((len(rows),), 1.0 / k), (len(users), n_fitted))
-            neighbours = sparse_product(weights, self.vectors).to_dense()
-        else:
-            neighbours = torch.zeros_like(own)
-        scores = self.alpha * own + (1.0 - self.alpha) * neighbours
-        return _mask_special(scores + 1e-9 * self.counts / (self.counts.max() + 1.0))
+        most = self.vectors.shape[0] - (len(known) > 0)
+        wanted = sorted({min(v["neighbours"], most) for v in variants})
+        nearest = similarity.topk(wanted[-1], dim=1).indices if wanted[-1] > 0 else None
+        own = own.to_dense()
+        tie = 1e-9 * self.counts / (self.counts.max() + 1.0)
+        scores = [None] * len(variants)
+        summed, done = torch.zeros_like(own), 0
+        for k in wanted:
+            if k > done:
+                summed += self._vector_sum(nearest[:, done:k])
+                done = k
+            for i, variant in enumerate(variants):
+                if min(variant["neighbours"], most) == k:
+                    alpha = variant["alpha"]
+                    blend = own * alpha + summed * ((1.0 - alpha) / max(k, 1))
+                    scores[i] = _mask_special(blend.add_(tie))
+        return scores
+
+    def _vector_sum(self, nearest):
+        """(rows x n_items): the sum of the fitted vectors at each row's `nearest` row indices."""
+        rows = torch.arange(len(nearest)).repeat_interleave(nearest.shape[1])
+        index = torch.stack([rows, nearest.reshape(-1)])
+        picks = sparse_matrix(index, torch.ones(len(rows)), (len(nearest), self.vectors.shape[0]))
+        return sparse_product(picks, self.vectors).to_dense()
 
     def params(self):
         return {

@@ -12,93 +12,38 @@ model's best K items among those the shopper never bought (a "for you" or discov
 """
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
-from personalization.ml.baselines import CoOccurrence, PersonalFrequency, Popularity, TifuKnn
 from personalization.ml.data import (
     SPECIAL_ITEMS,
     BasketSequences,
     build_sequences,
-    decayed_frequency,
     history_entries,
     last_order_ranks,
     prepare_frame,
 )
-from personalization.ml.models import AutoencoderConfig, NextBasketConfig, score_shoppers
-from personalization.ml.train import (
-    AUTOENCODER_TRAINING,
-    NEXT_BASKET_TRAINING,
-    propensity_data,
-    train_autoencoder,
-    train_next_basket,
-    train_propensity,
+from personalization.ml.metrics import (
+    METRICS,
+    mean_metrics,
+    ndcg_at_k,
+    paired_bootstrap,
+    ranking_metrics,
+    recall_at_k,
+    repeat_explore_recall,
+    roc_auc,
+    shopper_metrics,
 )
+from personalization.ml.recommenders import MODEL_NAMES, SERVED_MODEL, TIFU_GRID, NeuralRecommender, candidates
+from personalization.ml.train import propensity_data, train_propensity
 
-#: The metrics at each K, in table order.
-METRICS = ("recall", "ndcg", "repeat_recall", "explore_recall", "discovery_recall")
-
-# Metrics --------------------------------------------------------------------------------------
-
-
-def recall_at_k(ranked, target, k):
-    """Share of the target basket found in the first k ranked items."""
-    target = set(target)
-    if not target:
-        raise ValueError("recall of an empty target basket is undefined")
-    return len(target.intersection(list(ranked)[:k])) / len(target)
-
-
-def ndcg_at_k(ranked, target, k):
-    """Binary-relevance NDCG: sum over hits of 1 / log2(rank + 1), over the best possible sum."""
-    target = set(target)
-    if not target:
-        raise ValueError("NDCG of an empty target basket is undefined")
-    gain = sum(1.0 / np.log2(rank + 2) for rank, item in enumerate(list(ranked)[:k]) if item in target)
-    ideal = sum(1.0 / np.log2(rank + 2) for rank in range(min(k, len(target))))
-    return gain / ideal
-
-
-def repeat_explore_recall(ranked, target, bought_before, k):
-    """(repeat recall, explore recall) at k; None where the target has no such item."""
-    target = set(target)
-    repeat = target & set(bought_before)
-    explore = target - repeat
-    top = set(list(ranked)[:k])
-    return (
-        len(top & repeat) / len(repeat) if repeat else None,
-        len(top & explore) / len(explore) if explore else None,
-    )
-
-
-def ranking_metrics(ranked, targets, bought, ks=(10, 20), discovery=None):
-    """Mean metrics over shoppers: `ranked[u]`, `targets[u]`, `bought[u]` and optionally
-    `discovery[u]` (the ranking among never-bought items) are sequences of item ids."""
-    if not len(targets):
-        raise ValueError("there are no target baskets to evaluate")
-    sums, counts = {}, {}
-
-    def add(name, value):
-        if value is not None:
-            sums[name] = sums.get(name, 0.0) + value
-            counts[name] = counts.get(name, 0) + 1
-
-    for u, target in enumerate(targets):
-        for k in ks:
-            add(f"recall@{k}", recall_at_k(ranked[u], target, k))
-            add(f"ndcg@{k}", ndcg_at_k(ranked[u], target, k))
-            repeat, explore = repeat_explore_recall(ranked[u], target, bought[u], k)
-            add(f"repeat_recall@{k}", repeat)
-            add(f"explore_recall@{k}", explore)
-            if discovery is not None:
-                add(f"discovery_recall@{k}", repeat_explore_recall(discovery[u], target, bought[u], k)[1])
-    kinds = METRICS if discovery is not None else METRICS[:-1]
-    names = [f"{kind}@{k}" for k in ks for kind in kinds]
-    return {name: sums[name] / counts[name] if counts.get(name) else float("nan") for name in names}
-
+#: What every other model is compared with, shopper by shopper (the field's strongest simple model).
+REFERENCE_MODEL = "tifu_knn"
+#: Metrics whose difference to the reference model gets a bootstrap interval (at each K).
+COMPARED = ("recall", "ndcg")
 
 def top_items(scores, n, exclude=None):
     """Indices (rows x n) of the n best items per row; `exclude` (bool, same shape) never ranks."""
@@ -152,87 +97,51 @@ def leave_last_out(frame, min_baskets=3, skip=0, min_count=1):
     return Split(history, history.row_of(target_users), [grouped[u] for u in target_users])
 
 
-# Models under evaluation --------------------------------------------------------------------------
+# Ranking and tuning -------------------------------------------------------------------------
 
 
-class NeuralRecommender:
-    """A next-basket network behind the baselines' fit/score interface."""
-
-    def __init__(self, kind, model_config=None, train_config=None):
-        if kind not in ("next_basket_cnn", "autoencoder"):
-            raise ValueError(f"unknown network {kind!r}")
-        self.name = kind
-        self.model_config = model_config
-        self.train_config = train_config
-        self.result = None
-
-    def fit(self, sequences):
-        train = train_next_basket if self.name == "next_basket_cnn" else train_autoencoder
-        self.result = train(sequences, self.model_config, self.train_config)
-        return self
-
-    def score(self, sequences, users=None):
-        return score_shoppers(self.result.model, sequences, users)
-
-    def params(self):
-        return {"epochs": self.result.best_epoch}
-
-
-#: Candidate settings chosen on the second-to-last basket (small on purpose: evaluation runs in minutes).
-TIFU_GRID = [
-    {"group_size": m, "within_decay": rb, "across_decay": rg, "neighbours": k, "alpha": a}
-    for m in (3, 7)
-    for rb in (0.9, 1.0)
-    for rg in (0.6, 0.8, 1.0)
-    for k in (50, 300)
-    for a in (0.5, 0.7, 0.9)
-]
-#: The models evaluate_all compares, in table order. "next_basket_cnn" is the one the store serves.
-MODEL_NAMES = ("popularity", "personal_frequency", "co_occurrence", "tifu_knn", "next_basket_cnn", "autoencoder")
-SERVED_MODEL = "next_basket_cnn"
-
-
-def candidates(name, seed=0):
-    """(factory(params) -> unfitted model, list of candidate params) for a model name."""
-    if name == "popularity":
-        return lambda p: Popularity(), [{}]
-    if name == "personal_frequency":
-        return lambda p: PersonalFrequency(), [{}]
-    if name == "co_occurrence":
-        return lambda p: CoOccurrence(**p), [{"source": "last_basket"}, {"source": "history"}]
-    if name == "tifu_knn":
-        return lambda p: TifuKnn(**p), TIFU_GRID
-    if name in ("next_basket_cnn", "autoencoder"):
-        defaults = NEXT_BASKET_TRAINING if name == "next_basket_cnn" else AUTOENCODER_TRAINING
-
-        def build(p):
-            # Without "epochs", early stopping on the data's own validation pairs finds them; with it,
-            # a refit trains on every pair for that many epochs.
-            fixed = {"epochs": p["epochs"], "patience": None} if p.get("epochs") else {}
-            return NeuralRecommender(name, train_config=replace(defaults, seed=seed, **fixed))
-
-        return build, [{}]
-    raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
-
-
-def recommend(model, sequences, users=None, n=20, exclude_bought=False, chunk=1024):
-    """(len(users), n) item indices, best first, scored `chunk` shoppers at a time so memory stays
-    at chunk x n_items; with `exclude_bought`, only products each shopper never bought."""
-    users = np.arange(sequences.n_users) if users is None else np.asarray(users, dtype=np.int64)
-    out = []
+def rankings(score, sequences, users, n, discovery=False, chunk=512):
+    """[(ranked, discovery ranked or None)] per scoring: `score(rows)` gives a list of (len(rows) x
+    n_items) scores (one model, or one model under several settings); each ranking is a (len(users),
+    n) array of item indices, best first; discovery ranks only products the shopper never bought.
+    Shoppers are scored `chunk` at a time so memory stays at a few chunk x n_items matrices."""
+    users = np.asarray(users, dtype=np.int64)
+    found = None
     for start in range(0, len(users), chunk):
         rows = users[start : start + chunk]
-        scores = model.score(sequences, rows)
-        exclude = decayed_frequency(sequences, rows, decay=None, dense=True) > 0 if exclude_bought else None
-        out.append(top_items(scores, n, exclude))
-    return np.concatenate(out) if out else np.zeros((0, n), dtype=np.int64)
+        scores = score(rows)
+        if discovery:
+            where, items, _ = history_entries(sequences, rows, decay=None)
+            bought = torch.zeros(len(rows), sequences.n_items, dtype=torch.bool)
+            bought[torch.from_numpy(where), torch.from_numpy(items)] = True
+        found = found or [([], []) for _ in scores]
+        for (ranked, new), matrix in zip(found, scores):
+            ranked.append(top_items(matrix, n))
+            if discovery:
+                new.append(top_items(matrix, n, bought))
+    if found is None:
+        return [(np.zeros((0, n), dtype=np.int64), np.zeros((0, n), dtype=np.int64) if discovery else None)]
+    return [(np.concatenate(ranked), np.concatenate(new) if discovery else None) for ranked, new in found]
+
+
+def recommend(model, sequences, users=None, n=20, exclude_bought=False, chunk=512):
+    """(len(users), n) item indices, best first; with `exclude_bought`, only products each shopper
+    never bought."""
+    users = np.arange(sequences.n_users) if users is None else users
+    ranked, new = rankings(lambda rows: [model.score(sequences, rows)], sequences, users, n, exclude_bought, chunk)[0]
+    return new if exclude_bought else ranked
+
+
+def split_metrics(model, split, ks=(10, 20)):
+    """Each evaluated shopper's metrics of a fitted model on a split (see metrics.shopper_metrics)."""
+    score = lambda rows: [model.score(split.history, rows)]  # noqa: E731
+    ranked, discovery = rankings(score, split.history, split.users, max(ks), discovery=True)[0]
+    return shopper_metrics(ranked, split.targets, split.bought(), ks, discovery)
 
 
 def score_split(model, split, ks=(10, 20)):
-    """Metrics of a fitted model on a split."""
-    ranked = recommend(model, split.history, split.users, max(ks))
-    discovery = recommend(model, split.history, split.users, max(ks), exclude_bought=True)
-    return ranking_metrics(ranked, split.targets, split.bought(), ks, discovery)
+    """Mean metrics of a fitted model on a split."""
+    return mean_metrics(split_metrics(model, split, ks))
 
 
 def selection_metric(name, ks=(10, 20)):
@@ -240,31 +149,88 @@ def selection_metric(name, ks=(10, 20)):
     return f"discovery_recall@{ks[0]}" if name == "autoencoder" else f"ndcg@{ks[0]}"
 
 
+def _selection_values(build, line, split, metric, bought):
+    """[(selection metric, params with what a refit needs)] of each candidate in `line`. Candidates
+    that differ only in a model's SCORING_PARAMS share one fit (and its score_variants)."""
+    k = int(metric.rsplit("@", 1)[1])
+    discovery = metric.startswith("discovery")
+    groups = {}
+    for i, params in enumerate(line):
+        scoring = getattr(build(params), "SCORING_PARAMS", ())
+        groups.setdefault(_key({n: v for n, v in params.items() if n not in scoring}), []).append(i)
+    out = [None] * len(line)
+    for group in groups.values():
+        model = build(line[group[0]]).fit(split.history)
+        if len(group) > 1:
+            variants = [{name: line[i][name] for name in model.SCORING_PARAMS} for i in group]
+            score = lambda rows: model.score_variants(split.history, rows, variants)  # noqa: E731
+        else:
+            score = lambda rows: [model.score(split.history, rows)]  # noqa: E731
+        found = rankings(score, split.history, split.users, k, discovery)
+        for i, (ranked, new) in zip(group, found):
+            value = mean_metrics(shopper_metrics(ranked, split.targets, bought, (k,), new))[metric]
+            out[i] = (value, {**line[i], **model.params(), **line[i]})
+    return out
+
+
+def _key(params):
+    return tuple(sorted(params.items()))
+
+
+def coordinate_search(grid, measure):
+    """(the best candidate of `grid`, {candidate key: what `measure` gave it}) by coordinate ascent.
+
+    `grid` holds dicts with the same keys; `measure(candidates)` gives a (value, ...) tuple for each.
+    From the middle value of each parameter, every value of one parameter is tried with the others
+    fixed, the best kept, then the next parameter (in key order), until a round changes nothing.
+    A parameter's line is measured in one call, so candidates that share work can share it.
+    """
+    names = list(grid[0])
+    values = {n: list(dict.fromkeys(p[n] for p in grid)) for n in names}
+    middle = {n: values[n][len(values[n]) // 2] for n in names}
+    current = middle if middle in grid else grid[0]
+    seen = {}
+    moved = True
+    while moved:
+        moved = False
+        for varied in names or [None]:
+            line = [p for p in grid if all(p[n] == current[n] for n in names if n != varied)]
+            todo = [p for p in line if _key(p) not in seen]
+            if todo:
+                seen.update(zip(map(_key, todo), measure(todo)))
+            best = max(line, key=lambda p: seen[_key(p)][0])
+            if seen[_key(best)][0] > seen[_key(current)][0]:
+                current, moved = best, True
+    return current, seen
+
+
 def tune(name, validation, ks=(10, 20), seed=0):
-    """The best candidate params of a model on the validation split (see selection_metric), with
-    the params a refit needs (the networks' best epoch) and that candidate's metrics."""
+    """The best candidate params of a model on the validation split (see selection_metric and
+    coordinate_search), with the params a refit needs (the networks' best epoch), and {selection
+    metric: its value}."""
     build, grid = candidates(name, seed)
-    best = None
-    for params in grid:
-        model = build(params).fit(validation.history)
-        metrics = score_split(model, validation, ks)
-        key = metrics[selection_metric(name, ks)]
-        if best is None or key > best[0]:
-            best = (key, {**params, **model.params()}, metrics)
-    return best[1], best[2]
+    metric = selection_metric(name, ks)
+    bought = validation.bought()
+    best, seen = coordinate_search(grid, lambda line: _selection_values(build, line, validation, metric, bought))
+    value, params = seen[_key(best)]
+    return params, {metric: value}
 
 
-def evaluate_all(frame, ks=(10, 20), models=MODEL_NAMES, seed=0, min_baskets=3, min_count=1, progress=None):
+def evaluate_all(
+    frame, ks=(10, 20), models=MODEL_NAMES, seed=0, min_baskets=3, min_count=1, progress=None, resamples=2000
+):
     """One row per model: test metrics on the last basket after choosing params on the one before.
 
     Columns: model, the metrics at each K, "validation" (the selection metric on the second-to-last
-    basket), the chosen params (JSON), seconds. `progress(name, i, n)` is called before each model.
-    The result's `attrs` hold the split's sizes.
+    basket), the chosen params (JSON), seconds; and, when REFERENCE_MODEL is among `models`, for
+    recall and NDCG at each K the mean difference to it ("recall@10_vs_tifu_knn") with the 95%
+    paired bootstrap interval over shoppers ("..._low", "..._high"; `resamples` resamplings).
+    `progress(name, i, n)` is called before each model. The result's `attrs` hold the split's sizes.
     """
     ks = tuple(sorted(ks))
     validation = leave_last_out(frame, min_baskets, skip=1, min_count=min_count)
     test = leave_last_out(frame, min_baskets, skip=0, min_count=min_count)
-    rows = []
+    rows, per_shopper = [], {}
     for i, name in enumerate(models):
         if progress is not None:
             progress(name, i, len(models))
@@ -273,17 +239,23 @@ def evaluate_all(frame, ks=(10, 20), models=MODEL_NAMES, seed=0, min_baskets=3, 
         params, validation_metrics = tune(name, validation, ks, seed)
         build, _ = candidates(name, seed)
         model = build(params).fit(test.history)
-        metrics = score_split(model, test, ks)
+        per_shopper[name] = split_metrics(model, test, ks)
         rows.append(
             {
                 "model": name,
-                **metrics,
+                **mean_metrics(per_shopper[name]),
                 "validation": validation_metrics[selection_metric(name, ks)],
                 "params": json.dumps(params, sort_keys=True),
                 "seconds": round(time.perf_counter() - started, 1),
             }
         )
     table = pd.DataFrame(rows)
+    if REFERENCE_MODEL in per_shopper:
+        reference = per_shopper[REFERENCE_MODEL]
+        for column in (f"{kind}@{k}" for k in ks for kind in COMPARED):
+            found = [paired_bootstrap(per_shopper[name][column], reference[column], resamples, seed) for name in models]
+            name = f"{column}_vs_{REFERENCE_MODEL}"
+            table[name], table[f"{name}_low"], table[f"{name}_high"] = zip(*found)
     table.attrs.update(
         {
             "shoppers": int(test.history.n_users),
@@ -292,6 +264,8 @@ def evaluate_all(frame, ks=(10, 20), models=MODEL_NAMES, seed=0, min_baskets=3, 
             "history_baskets": int(test.history.n_baskets),
             "min_baskets": min_baskets,
             "ks": list(ks),
+            "reference_model": REFERENCE_MODEL,
+            "bootstrap_resamples": resamples,
         }
     )
     return table
@@ -313,16 +287,6 @@ def predictions(frame, model_name=SERVED_MODEL, n=20, seed=0, min_baskets=3, min
     best = recommend(model, sequences, n=n)
     vocabulary = sequences.vocabulary
     return {user: vocabulary.decode(row) for user, row in zip(sequences.user_ids.tolist(), best)}
-
-
-def roc_auc(labels, scores):
-    """Area under the ROC curve: the chance a random positive outscores a random negative (ties 1/2)."""
-    labels = np.asarray(labels, dtype=bool)
-    positives, negatives = labels.sum(), (~labels).sum()
-    if positives == 0 or negatives == 0:
-        raise ValueError("AUC needs both positive and negative labels")
-    ranks = pd.Series(np.asarray(scores, dtype=float)).rank(method="average").to_numpy()
-    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def evaluate_propensity(frame, horizon_days=7, seed=0, test_share=0.25, model_config=None, train_config=None, rivals=None):
@@ -361,10 +325,16 @@ def evaluate_propensity(frame, horizon_days=7, seed=0, test_share=0.25, model_co
 
 
 def as_table(results, ks=None):
-    """The results as fixed-width text, one row per model."""
+    """The results as fixed-width text, one row per model; each difference to the reference model is
+    shown as "mean [low, high]" (the 95% bootstrap interval)."""
     ks = ks or results.attrs.get("ks", [10, 20])
     columns = ["model"] + [f"{kind}@{k}" for k in ks for kind in METRICS] + ["seconds"]
-    shown = results[[c for c in columns if c in results.columns]]
+    shown = results[[c for c in columns if c in results.columns]].copy()
+    for column in [c for c in results.columns if c.endswith(f"_vs_{REFERENCE_MODEL}")]:
+        low, high = results[f"{column}_low"], results[f"{column}_high"]
+        shown[column.replace("_vs_", " vs ")] = [
+            f"{m:+.4f} [{lo:+.4f}, {hi:+.4f}]" for m, lo, hi in zip(results[column], low, high)
+        ]
     return shown.to_string(index=False, float_format=lambda v: f"{v:.4f}")
 
 
@@ -375,6 +345,8 @@ __all__ = [
     "ranking_metrics",
     "top_items",
     "recommend",
+    "rankings",
+    "split_metrics",
     "Split",
     "leave_last_out",
     "NeuralRecommender",
@@ -385,6 +357,7 @@ __all__ = [
     "score_split",
     "selection_metric",
     "tune",
+    "coordinate_search",
     "evaluate_all",
     "fit_served_model",
     "predictions",
@@ -392,4 +365,6 @@ __all__ = [
     "evaluate_propensity",
     "as_table",
     "METRICS",
+    "REFERENCE_MODEL",
+    "paired_bootstrap",
 ]

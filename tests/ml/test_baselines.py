@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from personalization.ml.baselines import CoOccurrence, PersonalFrequency, Popularity, TifuKnn
 from personalization.ml.data import build_sequences
@@ -95,3 +96,37 @@ def test_baselines_refuse_baskets_from_another_vocabulary(shop):
 
     with pytest.raises(ValueError, match="vocabulary"):
         Popularity().fit(shop).score(other)
+
+
+def test_tifu_knn_variants_score_as_separately_fitted_models(store_frame):
+    sequences = build_sequences(store_frame)
+    users = np.arange(0, sequences.n_users, 3)
+    variants = [{"neighbours": k, "alpha": a} for k in (2, 15) for a in (0.3, 0.9)]
+    model = TifuKnn(group_size=3, within_decay=0.9, across_decay=0.8, chunk=16).fit(sequences)
+
+    together = model.score_variants(sequences, users, variants)
+
+    for variant, scores in zip(variants, together):
+        alone = TifuKnn(group_size=3, within_decay=0.9, across_decay=0.8, **variant).fit(sequences)
+        torch.testing.assert_close(scores, alone.score(sequences, users), rtol=1e-5, atol=1e-6)
+
+
+def test_co_occurrence_variants_score_as_separately_fitted_models(store_frame):
+    sequences = build_sequences(store_frame)
+    users = np.arange(sequences.n_users)
+    variants = [{"source": "history"}, {"source": "last_basket"}]
+
+    together = CoOccurrence().fit(sequences).score_variants(sequences, users, variants)
+
+    for variant, scores in zip(variants, together):
+        assert torch.equal(scores, CoOccurrence(**variant).fit(sequences).score(sequences, users))
+    assert not torch.equal(together[0], together[1])
+
+
+def test_co_occurrence_survives_its_checkpoint_state(store_frame):
+    sequences = build_sequences(store_frame)
+    model = CoOccurrence(source="history").fit(sequences)
+
+    rebuilt = CoOccurrence.from_state(model.params(), model.state())
+
+    assert torch.equal(rebuilt.score(sequences), model.score(sequences))

@@ -6,6 +6,10 @@ import pytest
 
 from personalization.ml.evaluate import (
     MODEL_NAMES,
+    TIFU_GRID,
+    as_table,
+    candidates,
+    coordinate_search,
     evaluate_all,
     evaluate_propensity,
     leave_last_out,
@@ -13,8 +17,12 @@ from personalization.ml.evaluate import (
     predictions,
     ranking_metrics,
     recall_at_k,
+    recommend,
     repeat_explore_recall,
     roc_auc,
+    score_split,
+    selection_metric,
+    tune,
 )
 from personalization.synthetic import generate_catalog, generate_histories
 
@@ -150,3 +158,64 @@ def test_metrics_are_numbers_not_arrays(small_store):
     results = evaluate_all(small_store, ks=(5,), models=("popularity",))
 
     assert isinstance(results.loc[0, "ndcg@5"], float) and np.isfinite(results.loc[0, "ndcg@5"])
+
+
+def test_every_model_is_compared_with_tifu_knn_shopper_by_shopper(small_store):
+    models = ("popularity", "tifu_knn", "personal_frequency")
+    results = evaluate_all(small_store, ks=(10,), models=models).set_index("model")
+
+    tifu = results.loc["tifu_knn"]
+    compared = ["recall@10_vs_tifu_knn", "recall@10_vs_tifu_knn_low", "recall@10_vs_tifu_knn_high"]
+    assert tifu[compared].tolist() == [0, 0, 0]
+    popular = results.loc["popularity"]
+    assert popular["recall@10_vs_tifu_knn"] == pytest.approx(popular["recall@10"] - tifu["recall@10"])
+    assert popular["ndcg@10_vs_tifu_knn_low"] < popular["ndcg@10_vs_tifu_knn"] < popular["ndcg@10_vs_tifu_knn_high"] < 0
+    assert "recall@10 vs tifu_knn" in as_table(results.reset_index())
+
+
+def test_without_tifu_knn_there_is_nothing_to_compare_with(small_store):
+    results = evaluate_all(small_store, ks=(10,), models=("popularity",))
+
+    assert not [column for column in results.columns if "_vs_" in column]
+
+
+def test_coordinate_search_climbs_one_parameter_at_a_time_and_measures_each_candidate_once():
+    grid = [{"a": a, "b": b} for a in range(5) for b in range(5)]
+    measured = []
+
+    def measure(line):
+        measured.extend((p["a"], p["b"]) for p in line)
+        return [(-((p["a"] - 1) ** 2) - (p["b"] - 4) ** 2,) for p in line]
+
+    best, seen = coordinate_search(grid, measure)
+
+    assert best == {"a": 1, "b": 4}
+    assert len(measured) == len(set(measured)) == len(seen) < len(grid)
+
+
+def test_coordinate_search_of_a_single_candidate_measures_it():
+    best, seen = coordinate_search([{}], lambda line: [(0.5,)] * len(line))
+
+    assert best == {} and list(seen.values()) == [(0.5,)]
+
+
+def test_tuned_tifu_knn_reports_the_validation_score_its_params_get(small_store):
+    validation = leave_last_out(small_store, skip=1)
+
+    params, metrics = tune("tifu_knn", validation, ks=(10, 20))
+
+    assert {name: params[name] for name in TIFU_GRID[0]} in TIFU_GRID
+    build, _ = candidates("tifu_knn")
+    again = score_split(build(params).fit(validation.history), validation, ks=(10, 20))
+    assert metrics[selection_metric("tifu_knn")] == pytest.approx(again["ndcg@10"])
+
+
+def test_discovery_rankings_hold_only_products_the_shopper_never_bought(small_store):
+    split = leave_last_out(small_store)
+    build, _ = candidates("personal_frequency")
+    model = build({}).fit(split.history)
+
+    new = recommend(model, split.history, split.users, n=10, exclude_bought=True)
+
+    for bought, items in zip(split.bought(), new):
+        assert not set(bought) & set(items)
