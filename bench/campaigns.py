@@ -20,7 +20,7 @@ redemptions strictly before the campaign's start date; the models learn only fro
 * affinity: audiences.purchase_shares, the category-affinity audience's share of a household's order
   lines in the categories of the campaign's coupon products (product_category, as in
   bench/completejourney.py).
-* segment (with --segments; about 3 minutes an epoch on 2 CPU cores): the shopper autoencoder
+* segment (with --segments; 3 to 6 minutes an epoch on 2 shared CPU cores): the shopper autoencoder
   trained by ml.train.train_autoencoder on the purchases before --cutoff (--segment-epochs at most),
   its k-means segments (ml.models.segment_shoppers, as training publishes them); a household scores
   its segment's mean affinity to the campaign, i.e. the owner aims at the segment that buys most of
