@@ -26,11 +26,12 @@ redemptions strictly before the campaign's start date; the models learn only fro
   its segment's mean affinity to the campaign, i.e. the owner aims at the segment that buys most of
   the coupon's categories first.
 
-Baselines: random (AUC 0.5 and lift 1.0 expected; its interval from a new draw per bootstrap), recency (fewer days since the last
-order ranks first) and past redemption (redeemed any coupon before the campaign's start). Not in the
-plugin, for comparison: category lines (the number of the household's order lines in the coupon's
-categories: affinity without dividing by the household's own volume) and past redemption, then
-category lines (past redeemers first, each group by category lines).
+Baselines: random (AUC 0.5 and lift 1.0 expected; its interval from a new draw per bootstrap),
+recency (fewer days since the last order ranks first) and past redemption (redeemed any coupon
+before the campaign's start). Not in the plugin, for comparison: category lines (the number of the
+household's order lines in the coupon's categories: affinity without dividing by the household's
+own volume) and past redemption, then category lines (past redeemers first, each group by
+category lines).
 
 A household with no purchase before a campaign ranks last on every purchase-based score. Prints
 each campaign's AUCs (those with at least --min-redeemers redeemers), then, pooled over every
@@ -119,13 +120,15 @@ def campaigns_after(cutoff, categories):
         if row.start_date < cutoff:
             continue
         products = coupons.loc[coupons["campaign_id"] == row.campaign_id, "product_id"].astype(str).unique()
+        households = targeted.loc[targeted["campaign_id"] == row.campaign_id, "household_id"].astype(str)
+        redeemers = redemptions.loc[redemptions["campaign_id"] == row.campaign_id, "household_id"].astype(str)
         found.append(
             {
                 "campaign": int(row.campaign_id),
                 "type": row.campaign_type.replace("Type ", ""),
                 "start": row.start_date,
-                "households": sorted(set(targeted.loc[targeted["campaign_id"] == row.campaign_id, "household_id"].astype(str))),
-                "redeemers": set(redemptions.loc[redemptions["campaign_id"] == row.campaign_id, "household_id"].astype(str)),
+                "households": sorted(set(households)),
+                "redeemers": set(redeemers),
                 "categories": sorted(set(categories.reindex(products).dropna()) - {""}),
             }
         )
@@ -147,7 +150,7 @@ def train_models(lines, cutoff, args):
         return (propensity, list(features.columns)), None
     sequences = build_sequences(history)
     config = replace(AUTOENCODER_TRAINING, epochs=args.segment_epochs)
-    result = train_autoencoder(sequences, train_config=config, progress=lambda r: print(f"  autoencoder {r}", flush=True))
+    result = train_autoencoder(sequences, train_config=config, progress=lambda r: print(f"  {r}", flush=True))
     segment_of, described = segment_shoppers(result.model, sequences, item_categories(history, sequences.vocabulary))
     print(f"segments: {[s['shoppers'] for s in described]} households, {result.epochs_run} epochs")
     return (propensity, list(features.columns)), dict(zip(map(str, sequences.user_ids.tolist()), segment_of.tolist()))
@@ -164,12 +167,13 @@ def campaign_rows(campaign, lines, redemptions, models, segment_of):
     households = pd.Index(campaign["households"], name="household")
     affinity = pd.Series(audiences.purchase_shares(before, campaign["categories"]), dtype=float)
     volume = before.groupby("user_id").size()
-    redeemed_before = set(redemptions.loc[redemptions["redemption_date"] < campaign["start"], "household_id"].astype(str))
+    earlier = redemptions["redemption_date"] < campaign["start"]
+    redeemed_before = set(redemptions.loc[earlier, "household_id"].astype(str))
     scores = pd.DataFrame(
         {
             "recency": -shopper_features(before, start)["days_since_last_order"].reindex(households),
             "past_redemption": households.isin(redeemed_before).astype(float),
-            "propensity": pd.Series(audiences.propensity_scores(propensity, before, start, columns)).reindex(households),
+            "propensity": pd.Series(audiences.propensity_scores(propensity, before, start, columns)),
             "affinity": affinity.reindex(households),
             "category_lines": (affinity * volume.reindex(affinity.index)).reindex(households),
         },
@@ -180,7 +184,9 @@ def campaign_rows(campaign, lines, redemptions, models, segment_of):
         scores["segment"] = segment.map(affinity.groupby(segment).mean()).reindex(households)
     # No purchase before the campaign: last on every purchase-based score.
     scores = scores.fillna(scores.min() - 1.0)
-    scores["past_redemption_then_category_lines"] = scores["past_redemption"] * (scores["category_lines"].max() + 2.0) + scores["category_lines"]
+    lines_bought = scores["category_lines"]
+    past_first = scores["past_redemption"] * (lines_bought.max() + 2.0) + lines_bought
+    scores["past_redemption_then_category_lines"] = past_first
     scores.insert(0, "label", households.isin(campaign["redeemers"]).astype(float))
     scores.insert(0, "campaign", campaign["campaign"])
     scores["no_history"] = ~households.isin(volume.index)
@@ -252,12 +258,16 @@ def bootstrap(rows, types, columns, replicates, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cutoff", default="2017-04-01", help="models learn before it; campaigns starting on or after it are ranked")
-    parser.add_argument("--min-redeemers", type=int, default=10, help="campaigns with at least this many redeemers get their own AUCs")
+    parser.add_argument(
+        "--cutoff", default="2017-04-01", help="models learn before it; campaigns starting on or after it are ranked"
+    )
+    parser.add_argument(
+        "--min-redeemers", type=int, default=10, help="campaigns with at least this many redeemers get their own AUCs"
+    )
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates for the intervals")
-    parser.add_argument("--horizon-days", type=int, default=7, help="purchase propensity's horizon (the plugin's training uses 7)")
-    parser.add_argument("--segments", action="store_true", help="also train the shopper autoencoder and score its segments")
-    parser.add_argument("--segment-epochs", type=int, default=4, help="the autoencoder's most epochs (early stopping may end sooner)")
+    parser.add_argument("--horizon-days", type=int, default=7, help="purchase propensity's horizon (training's is 7)")
+    parser.add_argument("--segments", action="store_true", help="also train the autoencoder, score its segments")
+    parser.add_argument("--segment-epochs", type=int, default=4, help="the autoencoder's most epochs (may stop sooner)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     started = time.perf_counter()
@@ -271,7 +281,8 @@ def main():
     campaigns, redemptions = campaigns_after(cutoff, categories)
     if not campaigns:
         parser.error(f"no campaign starts on or after {args.cutoff}")
-    print(f"order lines: {len(lines):,} of {lines['user_id'].nunique():,} households; {len(campaigns)} campaigns from {args.cutoff}")
+    households = lines["user_id"].nunique()
+    print(f"order lines: {len(lines):,} of {households:,} households; {len(campaigns)} campaigns from {args.cutoff}")
     models, segment_of = train_models(lines, pd.Timestamp(cutoff, tz="UTC"), args)
     rows = pd.concat([campaign_rows(c, lines, redemptions, models, segment_of) for c in campaigns], ignore_index=True)
     columns = [c for c in (*BASELINES, *PLUGIN_SCORES, *NOT_IN_PLUGIN) if c in rows.columns]
