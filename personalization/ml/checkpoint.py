@@ -9,6 +9,7 @@ indices, values and size, which loading checks before rebuilding it.
 """
 import io
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -113,16 +114,16 @@ def load(file, map_location="cpu"):
     )
 
 
-_SPARSE = "sparse_coo"
-
-
 def _storable(name, value):
     """A baseline's state entry as torch.load(weights_only=True) reads it back."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu()
-        if value.is_sparse:
+        if value.layout == torch.sparse_coo:
             value = value.coalesce()
-            return {"layout": _SPARSE, "indices": value.indices(), "values": value.values(), "size": list(value.shape)}
+            return {"layout": "sparse_coo", "indices": value.indices(), "values": value.values(), "size": list(value.shape)}
+        if value.layout == torch.sparse_csr:
+            parts = {"crow_indices": value.crow_indices(), "col_indices": value.col_indices(), "values": value.values()}
+            return {"layout": "sparse_csr", **parts, "size": list(value.shape)}
         return value
     if isinstance(value, np.ndarray):
         return torch.from_numpy(value.copy()) if value.dtype.kind in "biuf" else [str(v) for v in value.tolist()]
@@ -139,8 +140,14 @@ def _storable(name, value):
 
 def _restored(value):
     """A stored state entry as the baseline gave it (a sparse tensor rebuilt, its indices checked)."""
-    if isinstance(value, dict) and value.get("layout") == _SPARSE:
+    if isinstance(value, dict) and value.get("layout") == "sparse_coo":
         return torch.sparse_coo_tensor(value["indices"], value["values"], value["size"], check_invariants=True).coalesce()
+    if isinstance(value, dict) and value.get("layout") == "sparse_csr":
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return torch.sparse_csr_tensor(
+                value["crow_indices"], value["col_indices"], value["values"], value["size"], check_invariants=True
+            )
     if isinstance(value, dict):
         return {k: _restored(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -1,5 +1,6 @@
 """Who a coupon campaign is for: a shopper segment, affinity to a category, a purchase-propensity
-range, or an abandoned cart. Each returns the user ids (as events store them) of signed-in shoppers.
+range, an abandoned cart, or the shoppers likeliest to redeem. Each returns the user ids (as events
+store them) of signed-in shoppers; the likeliest to redeem come in order, best first.
 
 The segment and propensity audiences read the active model versions; torch is imported only there,
 so that checking a coupon at checkout never loads it.
@@ -15,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from personalization import registry
 from personalization.adapters import get_adapter
-from personalization.models import CouponCampaign, Event, EventKind, ModelKind
+from personalization.models import Coupon, CouponCampaign, Event, EventKind, ModelKind
 from personalization.services.frames import purchase_frame
 
 logger = logging.getLogger("personalization.coupons")
@@ -28,7 +29,8 @@ class AudienceUnavailable(Exception):
 
 
 def members(campaign, now=None):
-    """The user ids in the campaign's audience."""
+    """The user ids in the campaign's audience; for a likely to redeem audience, every candidate,
+    likeliest first (issuing keeps the first `audience_size` who can get a coupon)."""
     now = now or timezone.now()
     if campaign.audience == Audience.SEGMENT:
         return segment_members(campaign.segment)
@@ -41,6 +43,8 @@ def members(campaign, now=None):
         return {user_id for user_id, p in purchase_propensities(now).items() if low <= p <= high}
     if campaign.audience == Audience.CART_ABANDONMENT:
         return abandoned_carts(timedelta(hours=campaign.abandoned_hours), now)
+    if campaign.audience == Audience.LIKELY_TO_REDEEM:
+        return likely_redeemers(campaign.category_names, now)
     raise AudienceUnavailable(_("%(audience)r is not an audience") % {"audience": campaign.audience})
 
 
@@ -51,21 +55,66 @@ def category_shares(category):
     frame = purchase_frame()
     if frame.empty:
         return {}
-    wanted = str(category).strip().casefold()
-    also_in = {p.id for p in get_adapter().catalog() if len(p.every_category) > 1
-               and wanted in {name.strip().casefold() for name in p.every_category}}  # fmt: skip
-    return purchase_shares(frame, [category], also_in)
+    return purchase_shares(frame, [category], _also_in([category]))
+
+
+def _also_in(categories):
+    """The ids of the store's products filed under several categories, one of them in `categories`
+    (names compared without regard to case): their order lines may carry another of their categories."""
+    wanted = {str(category).strip().casefold() for category in categories}
+    return {p.id for p in get_adapter().catalog() if len(p.every_category) > 1
+            and wanted & {name.strip().casefold() for name in p.every_category}}  # fmt: skip
 
 
 def purchase_shares(frame, categories, products=()):
     """{user id: share of the shopper's order lines (a frame in the import format) in any of
     `categories` (names compared without regard to case) or of `products` (ids)}."""
+    shares = _lines_in(frame, categories, products).groupby(frame["user_id"].astype(str), observed=True).mean()
+    return {str(user_id): float(share) for user_id, share in shares.items()}
+
+
+def _lines_in(frame, categories, products=()):
+    """Whether each order line of `frame` is in one of `categories` or of `products`."""
     wanted = {str(category).strip().casefold() for category in categories}
     inside = frame["category"].astype(str).str.strip().str.casefold().isin(wanted)
     if products:
         inside |= frame["product_id"].astype(str).isin({str(product) for product in products})
-    shares = inside.groupby(frame["user_id"].astype(str), observed=True).mean()
-    return {str(user_id): float(share) for user_id, share in shares.items()}
+    return inside
+
+
+def likely_redeemers(categories=(), now=None):
+    """The user ids of shoppers likely to redeem a coupon for `categories` (any, when empty),
+    likeliest first: `redeem_ranking` of every signed-in shopper's purchases and of the store's
+    coupons redeemed before `now`."""
+    now = now or timezone.now()
+    redeemed = Coupon.objects.filter(status=Coupon.Status.REDEEMED, redeemed_at__lt=now, user__isnull=False)
+    frame = purchase_frame()
+    products = _also_in(categories) if categories else ()
+    ranking = redeem_ranking(frame, redeemed.values_list("user_id", flat=True), categories, products)
+    return ranking.index.tolist()
+
+
+def redeem_ranking(frame, redemptions, categories=(), products=()):
+    """Shoppers ranked by how likely they are to redeem a coupon for `categories` or `products`:
+    first by `coupons_redeemed`, how many coupons each redeemed before (`redemptions`: one user id
+    per redeemed coupon), then by `lines_bought`, their order lines in `frame` (the import format)
+    in any of the categories or products (every line when both are empty), then by user id. A
+    DataFrame indexed by user id (text), best first, of shoppers with a redemption or such a line.
+
+    On The Complete Journey's real campaigns this finds redeemers better than past redemption
+    alone, purchase propensity or category affinity (bench/campaigns.py, bench/README.md)."""
+    redeemed = pd.Series([str(user_id) for user_id in redemptions], dtype=object).value_counts()
+    if frame.empty:
+        bought = pd.Series(dtype="int64")
+    else:
+        inside = _lines_in(frame, categories, products) if categories or products else pd.Series(True, frame.index)
+        bought = inside.groupby(frame["user_id"].astype(str), observed=True).sum()
+    ranking = pd.DataFrame({"coupons_redeemed": redeemed, "lines_bought": bought}).fillna(0).astype("int64")
+    ranking = ranking[(ranking["coupons_redeemed"] > 0) | (ranking["lines_bought"] > 0)]
+    ranking.index = ranking.index.astype(str).rename("user_id")
+    return ranking.reset_index().sort_values(
+        ["coupons_redeemed", "lines_bought", "user_id"], ascending=[False, False, True]
+    ).set_index("user_id")
 
 
 def abandoned_carts(idle, now=None):
@@ -180,6 +229,8 @@ __all__ = [
     "members",
     "category_shares",
     "purchase_shares",
+    "likely_redeemers",
+    "redeem_ranking",
     "abandoned_carts",
     "segment_members",
     "purchase_propensities",

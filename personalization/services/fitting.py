@@ -229,7 +229,8 @@ def _comparable(value):
 
 def train_next_basket_kind(data, device, progress=None):
     """Judges every next-basket algorithm on the held-out baskets; the best one is refitted on every
-    basket and published (ties go to the simpler one)."""
+    basket and published (a tie goes to the simpler one; one whose checkpoint cannot serve gives
+    way to the next best, and its better score stays in the rivals)."""
     metric = gate_metric(ModelKind.NEXT_BASKET)
     judged, fitted = {}, {}
     for algorithm in NEXT_BASKET_ALGORITHMS:
@@ -237,14 +238,22 @@ def train_next_basket_kind(data, device, progress=None):
         judged[algorithm] = evaluate.score_split(scorer(fitted[algorithm][0]), data.split, KS)
         if progress:
             progress(f"{ModelKind.NEXT_BASKET}: {algorithm} held-out {metric} {judged[algorithm][metric]:.4f}")
-    # max() keeps the first of equals: the simplest algorithm wins a tie.
-    algorithm = max(NEXT_BASKET_ALGORITHMS, key=lambda name: _comparable(judged[name][metric]))
-    model, epochs = fitted.pop(algorithm)
-    fitted.clear()  # the others are not needed any more
+    # sorted() keeps equals in their order: the simpler algorithm first.
+    for algorithm in sorted(NEXT_BASKET_ALGORITHMS, key=lambda name: _comparable(judged[name][metric]), reverse=True):
+        model, epochs = fitted[algorithm]
+        final, _ = fit(algorithm, data.sequences, device, epochs=epochs)
+        artifact = checkpoint.save(final, vocabulary=data.sequences.vocabulary, metrics=judged[algorithm], data_window=data.window)
+        problem = serving_problem(artifact, data.sequences)
+        if problem is None:
+            break
+        logger.error("The %s cannot be published, the next best is: %s", algorithm, problem)
+        if progress:
+            progress(f"{ModelKind.NEXT_BASKET}: {algorithm} cannot serve: {problem}")
+    else:
+        raise RuntimeError("no next-basket algorithm gives a checkpoint that loads and scores shoppers")
     active, versus = _judge_active(ModelKind.NEXT_BASKET, data, model, judged[algorithm])
-    final, _ = fit(algorithm, data.sequences, device, epochs=epochs)
     return Outcome(
-        artifact=checkpoint.save(final, vocabulary=data.sequences.vocabulary, metrics=judged[algorithm], data_window=data.window),
+        artifact=artifact,
         algorithm=algorithm,
         metrics=judged[algorithm],
         gate_metric=metric,
@@ -254,6 +263,18 @@ def train_next_basket_kind(data, device, progress=None):
         config=config_of(final),
         data_window=data.window,
     )
+
+
+def serving_problem(artifact, sequences):
+    """Why the checkpoint cannot serve (it does not load, or does not score a shopper as serving
+    will), or None: a version that cannot serve is never published."""
+    try:
+        scores = scorer(checkpoint.load(artifact).model).score(sequences, [0])
+    except Exception as exc:
+        return f"its checkpoint does not load and score shoppers: {exc!r}"
+    if tuple(scores.shape) != (1, sequences.n_items):
+        return f"its checkpoint scores {tuple(scores.shape)}, not (1, {sequences.n_items})"
+    return None
 
 
 def train_autoencoder_kind(data, device, progress=None):

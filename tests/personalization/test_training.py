@@ -149,7 +149,6 @@ def test_a_new_propensity_model_is_judged_against_the_active_one_on_the_same_sho
 def test_the_active_version_is_judged_on_the_baskets_it_never_saw():
     import pandas as pd
 
-    from personalization.ml import evaluate
     from personalization.synthetic import generate_catalog, generate_histories
 
     frame = generate_histories(generate_catalog(200, seed=5), 120, seed=5)
@@ -196,3 +195,28 @@ def test_a_metric_no_shopper_can_give_is_stored_as_null_and_the_run_does_not_fai
     assert all(run.status != "failed" for run in runs), [run.message for run in runs]
     stored = ModelVersion.objects.get(kind="autoencoder").metrics
     assert None in stored.values()
+
+
+def test_the_train_command_precomputes_recent_shoppers_recommendations_after_a_promotion(celery_eager, settings, monkeypatch):
+    """As the retrain task does (test_tasks): training itself starts the precompute."""
+    from django.core.management import call_command
+
+    from personalization.events import Shopper
+    from personalization.models import Placement
+    from personalization.services import candidates, precompute, ranking
+    from tests.personalization.stores import build_store
+
+    settings.PERSONALIZATION = {**settings.PERSONALIZATION, "PRECOMPUTE_ACTIVE_DAYS": 365}  # the orders are weeks old
+    store = build_store()
+    call_command("personalization_train", "--model", "next_basket", "--device", "cpu")
+    assert registry.active("next_basket") is not None
+    generated = []
+    generate = candidates.generate
+    monkeypatch.setattr(candidates, "generate", lambda strategy, context: generated.append(strategy) or generate(strategy, context))
+
+    buy_again = Placement.objects.get(slug="home-buy-again")
+    for user in store.shoppers["dairy"] + store.shoppers["bakery"]:
+        assert ranking.recommend(buy_again, Shopper(user_id=user.pk)).items
+
+    assert buy_again in precompute.placements() and generated == []
+
