@@ -49,6 +49,13 @@ def _csr(matrix):
         return matrix.to_sparse_csr()
 
 
+def _csr_parts(offsets, columns, values, shape):
+    """A sparse CSR matrix from its parts: where each row starts, each entry's column and value."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(offsets, columns, values, shape, check_invariants=False)
+
+
 def _dense(matrix):
     """A sparse matrix (COO or CSR) as a dense one."""
     if matrix.layout != torch.sparse_csr:
@@ -62,7 +69,9 @@ def _unit_rows(matrix):
     """A sparse COO matrix with each row scaled to unit length (empty rows stay empty)."""
     rows = matrix.indices()[0]
     norms = torch.zeros(matrix.shape[0]).index_add_(0, rows, matrix.values().pow(2)).sqrt()
-    return sparse_matrix(matrix.indices(), matrix.values() / norms[rows].clamp(min=1e-12), matrix.shape)
+    values = matrix.values() / norms[rows].clamp(min=1e-12)
+    coalesced = matrix.is_coalesced()
+    return torch.sparse_coo_tensor(matrix.indices(), values, matrix.shape, is_coalesced=coalesced, check_invariants=False)
 
 
 def _last_baskets(sequences, users):
@@ -126,11 +135,12 @@ class CoOccurrence:
     #: Parameters that only change scoring: one fit serves every value (see score_variants).
     SCORING_PARAMS = ("source",)
 
-    def __init__(self, source="last_basket"):
+    def __init__(self, source="last_basket", chunk=128):
         if source not in ("last_basket", "history"):
             raise ValueError('source is "last_basket" or "history"')
         self.source = source
-        self.conditional = None  # sparse CSR (n_items x n_items): P(column | row)
+        self.chunk = chunk
+        self.conditional = None  # sparse CSR (n_items x n_items): P(column | row); 0 on the diagonal
         self.counts = None
 
     def fit(self, sequences):
@@ -138,33 +148,35 @@ class CoOccurrence:
         index = torch.from_numpy(np.stack([sequences.items, rows]))
         by_item = _csr(sparse_matrix(index, torch.ones(len(rows)), (sequences.n_items, sequences.n_baskets)))
         pairs = sparse_product(by_item, _csr(by_item.t()))
-        i, j = _csr_rows(pairs), pairs.col_indices()
-        keep = i != j
-        i = i[keep]
         self.counts = _basket_counts(sequences)
-        crow = torch.cat([torch.zeros(1, dtype=torch.int64), torch.bincount(i, minlength=sequences.n_items).cumsum(0)])
-        values = pairs.values()[keep] / self.counts[i].clamp(min=1.0)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            self.conditional = torch.sparse_csr_tensor(crow, j[keep], values, pairs.shape, check_invariants=False)
+        per_row = pairs.crow_indices().diff()
+        values = pairs.values() / torch.repeat_interleave(self.counts.clamp(min=1.0), per_row)
+        rows = torch.repeat_interleave(torch.arange(sequences.n_items, dtype=torch.int32), per_row)
+        values[rows == pairs.col_indices()] = 0.0  # an item is not bought "with" itself
+        self.conditional = _csr_parts(pairs.crow_indices(), pairs.col_indices(), values, pairs.shape)
         return self
 
     def score(self, sequences, users=None):
         return self.score_variants(sequences, users, [self.params()])[0]
 
     def score_variants(self, sequences, users, variants):
-        """Scores of `users` under each of `variants` ({"source": ...}), from one fit."""
+        """Scores of `users` under each of `variants` ({"source": ...}), from one fit; `chunk` shoppers
+        at a time, as the products of a whole history reach a good part of the catalog."""
         _check_vocabulary(len(self.counts), sequences)
         users = _rows(sequences, users)
         fill = self.counts / (self.counts.max() + 1.0)
         out = []
         for variant in variants:
-            if variant["source"] == "history":
-                weights = decayed_frequency(sequences, users)
-            else:
-                weights = _last_baskets(sequences, users).to_sparse()
-            together = _dense(sparse_product(_csr(weights), self.conditional))
-            out.append(_mask_special(torch.where(together > 0, 2.0 + together, fill.expand_as(together))))
+            scores = torch.empty(len(users), sequences.n_items)
+            for start in range(0, len(users), self.chunk):
+                rows = users[start : start + self.chunk]
+                if variant["source"] == "history":
+                    weights = decayed_frequency(sequences, rows)
+                else:
+                    weights = _last_baskets(sequences, rows).to_sparse()
+                together = _dense(sparse_product(_csr(weights), self.conditional))
+                scores[start : start + len(rows)] = torch.where(together > 0, 2.0 + together, fill)
+            out.append(_mask_special(scores))
         return out
 
     def params(self):
@@ -196,14 +208,14 @@ class TifuKnn:
     #: Parameters that only change scoring: one fit and one neighbour search serve every value.
     SCORING_PARAMS = ("neighbours", "alpha")
 
-    def __init__(self, group_size=7, within_decay=0.9, across_decay=0.7, neighbours=300, alpha=0.7, chunk=512):
+    def __init__(self, group_size=7, within_decay=0.9, across_decay=0.7, neighbours=300, alpha=0.7, chunk=128):
         self.group_size = group_size
         self.within_decay = within_decay
         self.across_decay = across_decay
         self.neighbours = neighbours
         self.alpha = alpha
         self.chunk = chunk
-        self.vectors = None  # sparse (n_fitted x n_items)
+        self.vectors = None  # sparse CSR (n_fitted x n_items)
         self.normalised = None  # sparse (n_items x n_fitted): the unit-length vectors, transposed
         self.user_index = None
         self.counts = None
@@ -213,8 +225,9 @@ class TifuKnn:
         return Decay(self.group_size, self.within_decay, self.across_decay)
 
     def fit(self, sequences):
-        self.vectors = decayed_frequency(sequences, decay=self.decay)
-        self.normalised = _csr(_unit_rows(self.vectors).t())
+        vectors = decayed_frequency(sequences, decay=self.decay)
+        self.vectors = _csr(vectors)
+        self.normalised = _csr(_unit_rows(vectors).t())
         self.user_index = pd.Index(sequences.user_ids)
         self.counts = _basket_counts(sequences)
         return self
@@ -227,14 +240,14 @@ class TifuKnn:
         similarities and the neighbours' vectors (summed from the nearest up)."""
         _check_vocabulary(len(self.counts), sequences)
         users = _rows(sequences, users)
-        chunks = [
-            self._score_chunk(sequences, users[s : s + self.chunk], variants) for s in range(0, len(users), self.chunk)
-        ]
-        if not chunks:
-            return [torch.zeros(0, sequences.n_items) for _ in variants]
-        return [torch.cat(parts) for parts in zip(*chunks)]
+        scores = [torch.empty(len(users), sequences.n_items) for _ in variants]
+        for start in range(0, len(users), self.chunk):
+            rows = users[start : start + self.chunk]
+            self._score_chunk(sequences, rows, variants, [out[start : start + len(rows)] for out in scores])
+        return [_mask_special(out) for out in scores]
 
-    def _score_chunk(self, sequences, users, variants):
+    def _score_chunk(self, sequences, users, variants, scores):
+        """Writes the scores of `users` under each variant into `scores` (one matrix per variant)."""
         own = decayed_frequency(sequences, users, decay=self.decay)
         similarity = _dense(sparse_product(_csr(_unit_rows(own)), self.normalised))
         self_rows = self.user_index.get_indexer(sequences.user_ids[users])
@@ -245,25 +258,23 @@ class TifuKnn:
         nearest = similarity.topk(wanted[-1], dim=1).indices if wanted[-1] > 0 else None
         own = own.to_dense()
         tie = 1e-9 * self.counts / (self.counts.max() + 1.0)
-        scores = [None] * len(variants)
         summed, done = torch.zeros_like(own), 0
         for k in wanted:
             if k > done:
                 summed += self._vector_sum(nearest[:, done:k])
                 done = k
-            for i, variant in enumerate(variants):
+            for variant, out in zip(variants, scores):
                 if min(variant["neighbours"], most) == k:
-                    alpha = variant["alpha"]
-                    blend = own * alpha + summed * ((1.0 - alpha) / max(k, 1))
-                    scores[i] = _mask_special(blend.add_(tie))
-        return scores
+                    torch.mul(summed, (1.0 - variant["alpha"]) / max(k, 1), out=out)
+                    out.add_(own, alpha=variant["alpha"]).add_(tie)
 
     def _vector_sum(self, nearest):
         """(rows x n_items): the sum of the fitted vectors at each row's `nearest` row indices."""
-        rows = torch.arange(len(nearest)).repeat_interleave(nearest.shape[1])
-        index = torch.stack([rows, nearest.reshape(-1)])
-        picks = sparse_matrix(index, torch.ones(len(rows)), (len(nearest), self.vectors.shape[0]))
-        return sparse_product(picks, self.vectors).to_dense()
+        n, k = nearest.shape
+        rows = torch.arange(0, n * k + 1, k)
+        columns = nearest.sort(dim=1).values.reshape(-1)
+        picks = _csr_parts(rows, columns, torch.ones(n * k), (n, self.vectors.shape[0]))
+        return _dense(sparse_product(picks, self.vectors))
 
     def params(self):
         return {

@@ -12,6 +12,8 @@ METRICS = ("recall", "ndcg", "repeat_recall", "explore_recall", "discovery_recal
 
 def _padded(rankings, codes):
     """(n_shoppers x longest) codes of the ranked ids, -1 where a ranking is shorter."""
+    if isinstance(rankings, np.ndarray) and rankings.ndim == 2:
+        return codes.reshape(rankings.shape)
     lengths = np.fromiter((len(r) for r in rankings), dtype=np.int64, count=len(rankings))
     out = np.full((len(rankings), max(int(lengths.max(initial=0)), 1)), -1, dtype=np.int64)
     out[np.arange(out.shape[1]) < lengths[:, None]] = codes
@@ -28,15 +30,38 @@ def _flat(groups):
     return np.repeat(np.arange(len(groups)), lengths), np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
 
 
+def _codes(id_arrays):
+    """(codes of each array's ids: integers from 0, shared by all arrays; how many codes there can be).
+    Integer ids are shifted, anything else is factorized."""
+    present = [ids for ids in id_arrays if len(ids)]
+    if all(np.issubdtype(ids.dtype, np.integer) for ids in present):
+        low = min(int(ids.min()) for ids in present)
+        return [ids.astype(np.int64) - low for ids in id_arrays], max(int(ids.max()) for ids in present) - low + 1
+    codes, uniques = pd.factorize(np.concatenate(present))
+    out, start = [], 0
+    for ids in id_arrays:
+        out.append(codes[start : start + len(ids)])
+        start += len(ids)
+    return out, len(uniques)
+
+
+def _member(keys, sorted_keys):
+    """Whether each of `keys` is in `sorted_keys` (an ascending array)."""
+    if not len(sorted_keys):
+        return np.zeros(np.shape(keys), dtype=bool)
+    found = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[found] == keys
+
+
 def shopper_metrics(ranked, targets, bought, ks=(10, 20), discovery=None):
     """{metric@k: (n_shoppers,) float array}: each shopper's metrics, NaN where one is undefined.
 
     `ranked[u]` (distinct ids, best first), `targets[u]`, `bought[u]` and optionally `discovery[u]`
-    (the ranking among never-bought items) are sequences of item ids of shopper u. Recall@K: share of
-    the target found in the first K; NDCG@K: binary gain 1 / log2(rank + 1) over the ideal; repeat and
-    explore recall (Li et al., TOIS 2023): recall over the target items bought before / never bought
-    before, undefined for a shopper whose target has none; discovery recall: explore recall of
-    `discovery`.
+    (the ranking among never-bought items) are sequences of item ids of shopper u (or 2-d arrays, a
+    row per shopper). Recall@K: share of the target found in the first K; NDCG@K: binary gain
+    1 / log2(rank + 1) over the ideal; repeat and explore recall (Li et al., TOIS 2023): recall over
+    the target items bought before / never bought before, undefined for a shopper whose target has
+    none; discovery recall: explore recall of `discovery`.
     """
     n = len(targets)
     if not n:
@@ -45,23 +70,20 @@ def shopper_metrics(ranked, targets, bought, ks=(10, 20), discovery=None):
     if discovery is not None:
         lists["discovery"] = discovery
     flat = {name: _flat(groups) for name, groups in lists.items()}
-    codes, uniques = pd.factorize(np.concatenate([ids for _, ids in flat.values() if len(ids)]))
-    keys, start = {}, 0
-    for name, (shopper, ids) in flat.items():
-        keys[name] = shopper * len(uniques) + codes[start : start + len(ids)]
-        start += len(ids)
+    codes, size = _codes([ids for _, ids in flat.values()])
+    keys = {name: shopper * size + code for (name, (shopper, _)), code in zip(flat.items(), codes)}
     target_keys = np.unique(keys["target"])
-    target_size = np.bincount(target_keys // max(len(uniques), 1), minlength=n)
+    target_size = np.bincount(target_keys // size, minlength=n)
     if (target_size == 0).any():
         raise ValueError("recall and NDCG of an empty target basket are undefined")
-    bought_keys = np.unique(keys["bought"])
-    repeat_size = np.bincount(target_keys[np.isin(target_keys, bought_keys)] // len(uniques), minlength=n)
+    bought_keys = np.sort(keys["bought"])
+    repeat_size = np.bincount(target_keys[_member(target_keys, bought_keys)] // size, minlength=n)
     explore_size = target_size - repeat_size
 
     def hits(name):
         matrix = _padded(lists[name], keys[name])  # padding (-1) is no shopper's key
-        hit = np.isin(matrix, target_keys)
-        repeat = hit & np.isin(matrix, bought_keys)
+        hit = _member(matrix, target_keys)
+        repeat = hit & _member(matrix, bought_keys)
         return hit, repeat, hit & ~repeat
 
     def share(found, size):
