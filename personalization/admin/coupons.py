@@ -60,11 +60,14 @@ class CouponCampaignAdmin(admin.ModelAdmin):
                     "propensity_min",
                     "propensity_max",
                     "abandoned_hours",
+                    "audience_size",
                 ],
                 "description": _(
                     "Who gets a coupon. Fill in the fields of the chosen audience only: segments are listed with "
                     "the active shopper autoencoder, propensities come from the active purchase propensity model, "
-                    "and an abandoned cart is one the shopper changed but did not buy."
+                    "an abandoned cart is one the shopper changed but did not buy, and likely to redeem reaches "
+                    "the shoppers who redeemed the most coupons before, then those who bought the most in the "
+                    "eligible categories: on real campaigns it finds the shoppers who redeem best."
                 ),
             },
         ),

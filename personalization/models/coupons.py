@@ -28,6 +28,7 @@ class CouponCampaign(models.Model):
         CATEGORY_AFFINITY = "category_affinity", _("affinity to a category")
         PROPENSITY = "propensity", _("purchase propensity range")
         CART_ABANDONMENT = "cart_abandonment", _("abandoned cart")
+        LIKELY_TO_REDEEM = "likely_to_redeem", _("likely to redeem")
 
     name = models.CharField(_("name"), max_length=120)
     active = models.BooleanField(
@@ -124,6 +125,17 @@ class CouponCampaign(models.Model):
         validators=[MinValueValidator(1)],
         help_text=_("For an abandoned cart audience: hours since the shopper last changed a cart they did not buy."),
     )
+    audience_size = models.PositiveIntegerField(
+        _("shoppers to reach"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_(
+            "For a likely to redeem audience: how many shoppers, the likeliest first: those who redeemed the most "
+            "of the store's coupons before, then those who bought the most lines in the campaign's categories "
+            "(in any category when none are listed)."
+        ),
+    )
 
     # Limits
     budget = models.DecimalField(
@@ -217,6 +229,8 @@ class CouponCampaign(models.Model):
                 errors["propensity_max"] = _("The maximum cannot be below the minimum.")
         if self.audience == audience.CART_ABANDONMENT and not self.abandoned_hours:
             errors["abandoned_hours"] = _("Give how many hours a cart must be idle, at least 1.")
+        if self.audience == audience.LIKELY_TO_REDEEM and not self.audience_size:
+            errors["audience_size"] = _("Give how many shoppers the campaign should reach, at least 1.")
         return errors
 
     @property

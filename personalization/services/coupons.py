@@ -291,14 +291,19 @@ def in_holdout(campaign, user_pk):
 
 def eligible_shoppers(campaign, now=None):
     """The primary keys of the accounts in the campaign's audience, less those who opted out of
-    personalization, in order. Raises audiences.AudienceUnavailable when it cannot be computed."""
+    personalization, in order (for a likely to redeem audience: its first `audience_size`, likeliest
+    first). Raises audiences.AudienceUnavailable when it cannot be computed."""
     # Imported here: audiences read pandas (and torch); checking a coupon at checkout needs neither.
     from personalization.services import audiences
 
-    return _accounts(audiences.members(campaign, now))
+    accounts = _accounts(audiences.members(campaign, now))
+    if campaign.audience == CouponCampaign.Audience.LIKELY_TO_REDEEM:
+        return accounts[: campaign.audience_size]
+    return sorted(accounts)
 
 
 def _accounts(user_ids):
+    """The primary keys of `user_ids` that are accounts which did not opt out, in the same order."""
     user_model = get_user_model()
     pk_field = user_model._meta.pk
     keys = []
@@ -312,7 +317,7 @@ def _accounts(user_ids):
         chunk = keys[start : start + _LOOKUP_CHUNK]
         found.update(user_model._default_manager.filter(pk__in=chunk).values_list("pk", flat=True))
     found -= set(OptOut.objects.filter(user__isnull=False).values_list("user_id", flat=True))
-    return sorted(found)
+    return [key for key in keys if key in found]
 
 
 def issue(campaign, now=None):

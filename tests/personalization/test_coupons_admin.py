@@ -68,6 +68,35 @@ def test_the_campaign_form_explains_each_audience_and_refuses_nonsense(owner_cli
     assert not CouponCampaign.objects.exists()
 
 
+def test_the_campaign_form_takes_a_likely_to_redeem_audience_with_its_size(owner_client):
+    fields = {
+        "name": "Win back fruit",
+        "active": "on",
+        "discount_kind": "percent",
+        "discount_value": "10",
+        "min_cart_total": "0",
+        "categories": "Fruit",
+        "audience": "likely_to_redeem",
+        "budget": "100",
+        "per_shopper_limit": "1",
+        "starts_at_0": "2030-01-01",
+        "starts_at_1": "00:00:00",
+        "coupon_valid_days": "14",
+        "holdout_share": "0.1",
+    }
+    form_page = owner_client.get(f"{CHANGELIST}add/").content.decode()
+
+    without_size = owner_client.post(f"{CHANGELIST}add/", fields).content.decode()
+    saved = owner_client.post(f"{CHANGELIST}add/", {**fields, "audience_size": "250"})
+
+    assert "likely to redeem" in form_page
+    assert "the likeliest first" in form_page
+    assert "Give how many shoppers the campaign should reach, at least 1." in without_size
+    assert saved.status_code == 302
+    campaign = CouponCampaign.objects.get()
+    assert (campaign.audience, campaign.audience_size, campaign.category_names) == ("likely_to_redeem", 250, ["Fruit"])
+
+
 def test_issue_coupons_now_issues_and_reports_the_counts(owner_client):
     fan = UserFactory()
     Event.objects.create(kind="purchase", user_id=str(fan.pk), product_id="1", category="Fruit")

@@ -1,4 +1,5 @@
-"""Coupon audiences: category affinity, abandoned carts, autoencoder segments, purchase propensity."""
+"""Coupon audiences: category affinity, abandoned carts, autoencoder segments, purchase propensity,
+likely to redeem."""
 import math
 from datetime import timedelta
 from decimal import Decimal
@@ -7,9 +8,10 @@ import pandas as pd
 import pytest
 import torch
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from personalization import registry
+from personalization import privacy, registry
 from personalization.ml import checkpoint
 from personalization.ml.models import (
     AutoencoderConfig,
@@ -22,7 +24,7 @@ from personalization.models import Coupon, Event
 from personalization.services import audiences, coupons
 from personalization.services.frames import purchase_frame
 from tests.factories import ProductFactory, UserFactory
-from tests.personalization.coupon_factories import CouponCampaignFactory
+from tests.personalization.coupon_factories import CouponCampaignFactory, CouponFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -201,6 +203,74 @@ def test_a_propensity_audience_is_the_shoppers_whose_probability_falls_in_the_ra
 def test_a_propensity_audience_needs_an_active_propensity_model():
     with pytest.raises(audiences.AudienceUnavailable, match="no active purchase propensity model"):
         coupons.eligible_shoppers(CouponCampaignFactory(audience="propensity", propensity_min=Decimal("0.5")))
+
+
+# Likely to redeem
+
+
+def test_a_likely_to_redeem_campaign_reaches_past_redeemers_first_then_the_heaviest_buyers_of_its_categories():
+    loyal, once, big_fruit, small_fruit, private, dairy_only, later = (UserFactory() for _ in range(7))
+    privacy.opt_out(user=private)  # and yet holds history (e.g. imported after opting out)
+    for user, lines in [(loyal, 0), (once, 1), (big_fruit, 5), (small_fruit, 2), (private, 9), (later, 3)]:
+        for n in range(lines):
+            event("purchase", user, f"f{n}", hours_ago=48, order_id=f"{user.pk}", category="Fruit")
+    for user in (loyal, small_fruit, dairy_only):
+        for n in range(4):
+            event("purchase", user, f"d{n}", hours_ago=48, order_id=f"{user.pk}d", category="Dairy")
+    earlier = CouponCampaignFactory(name="Earlier")
+    for user in (loyal, loyal, once, private):
+        CouponFactory(campaign=earlier, user=user, status="redeemed", redeemed_at=NOW - timedelta(days=3))
+    CouponFactory(campaign=earlier, user=big_fruit)  # issued, never used
+    CouponFactory(campaign=earlier, user=later, status="redeemed", redeemed_at=NOW + timedelta(hours=1))
+    campaign = CouponCampaignFactory(
+        audience="likely_to_redeem", audience_size=4, categories="Fruit", affinity_category="", affinity_share=None
+    )
+
+    result = coupons.issue(campaign, now=NOW)
+
+    assert audiences.members(campaign, NOW)[:3] == [str(loyal.pk), str(private.pk), str(once.pk)]
+    assert coupons.eligible_shoppers(campaign, now=NOW) == [loyal.pk, once.pk, big_fruit.pk, later.pk]
+    assert result.issued == 4
+    assert set(Coupon.objects.filter(campaign=campaign).values_list("user_id", flat=True)) == {
+        loyal.pk, once.pk, big_fruit.pk, later.pk
+    }
+
+
+def test_redeem_ranking_orders_by_coupons_redeemed_then_lines_in_the_categories():
+    lines = order_lines(
+        ("buyer", "1", "p1", "2024-03-01", "Fruit"),
+        ("buyer", "1", "p2", "2024-03-01", "fruit"),
+        ("buyer", "2", "p3", "2024-03-02", "Fruit"),
+        ("redeemer", "3", "p1", "2024-03-02", "Fruit"),
+        ("redeemer", "3", "p9", "2024-03-02", "Dairy"),
+        ("often", "4", "p9", "2024-03-03", "Dairy"),
+        ("dairy", "5", "p9", "2024-03-03", "Dairy"),
+        ("dairy", "5", "p8", "2024-03-03", "Dairy"),
+        ("dairy", "5", "p7", "2024-03-03", "Dairy"),
+        ("dairy", "5", "p6", "2024-03-03", "Dairy"),
+    )
+    redemptions = ["often", "redeemer", "often", "never-bought"]
+
+    ranking = audiences.redeem_ranking(lines, redemptions, ["FRUIT"])
+    any_category = audiences.redeem_ranking(lines, [], [])
+    by_product = audiences.redeem_ranking(lines, [], [], products=["p9"])
+
+    assert ranking.to_dict("index") == {
+        "often": {"coupons_redeemed": 2, "lines_bought": 0},
+        "never-bought": {"coupons_redeemed": 1, "lines_bought": 0},
+        "redeemer": {"coupons_redeemed": 1, "lines_bought": 1},
+        "buyer": {"coupons_redeemed": 0, "lines_bought": 3},
+    }
+    assert ranking.index.tolist() == ["often", "redeemer", "never-bought", "buyer"]
+    assert any_category.index.tolist() == ["dairy", "buyer", "redeemer", "often"]
+    assert by_product.index.tolist() == ["dairy", "often", "redeemer"]
+
+
+def test_a_likely_to_redeem_campaign_needs_its_size():
+    campaign = CouponCampaignFactory.build(audience="likely_to_redeem", audience_size=None)
+
+    with pytest.raises(ValidationError, match="how many shoppers the campaign should reach"):
+        campaign.full_clean()
 
 
 # Scoring a frame of order lines (what the audiences read, and bench/campaigns.py on real campaigns)
