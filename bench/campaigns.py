@@ -25,6 +25,9 @@ redemptions strictly before the campaign's start date; the models learn only fro
   its k-means segments (ml.models.segment_shoppers, as training publishes them); a household scores
   its segment's mean affinity to the campaign, i.e. the owner aims at the segment that buys most of
   the coupon's categories first.
+* likely_to_redeem: audiences.redeem_ranking, the likely-to-redeem audience's order: households by
+  the number of coupons they redeemed before the campaign's start (rows of coupon_redemptions), then
+  by their order lines in the campaign's categories; equal pairs tie.
 
 Baselines: random (AUC 0.5 and lift 1.0 expected; its interval from a new draw per bootstrap),
 recency (fewer days since the last order ranks first) and past redemption (redeemed any coupon
@@ -59,7 +62,7 @@ import pandas as pd  # noqa: E402
 
 from completejourney import TRANSACTION_COLUMNS, read_table  # noqa: E402
 
-PLUGIN_SCORES = ("propensity", "affinity", "segment")
+PLUGIN_SCORES = ("propensity", "affinity", "segment", "likely_to_redeem")
 BASELINES = ("recency", "past_redemption")
 NOT_IN_PLUGIN = ("category_lines", "past_redemption_then_category_lines")
 TOP_SHARE = 0.1
@@ -168,14 +171,17 @@ def campaign_rows(campaign, lines, redemptions, models, segment_of):
     affinity = pd.Series(audiences.purchase_shares(before, campaign["categories"]), dtype=float)
     volume = before.groupby("user_id").size()
     earlier = redemptions["redemption_date"] < campaign["start"]
-    redeemed_before = set(redemptions.loc[earlier, "household_id"].astype(str))
+    redeemed_before = redemptions.loc[earlier, "household_id"].astype(str)
+    likely = audiences.redeem_ranking(before, redeemed_before, campaign["categories"])
     scores = pd.DataFrame(
         {
             "recency": -shopper_features(before, start)["days_since_last_order"].reindex(households),
-            "past_redemption": households.isin(redeemed_before).astype(float),
+            "past_redemption": households.isin(set(redeemed_before)).astype(float),
             "propensity": pd.Series(audiences.propensity_scores(propensity, before, start, columns)),
             "affinity": affinity.reindex(households),
             "category_lines": (affinity * volume.reindex(affinity.index)).reindex(households),
+            # Ranked best first: the first (coupons redeemed, lines bought) pair scores highest.
+            "likely_to_redeem": -likely.groupby(list(likely.columns), sort=False).ngroup().reindex(households),
         },
         index=households,
     )
