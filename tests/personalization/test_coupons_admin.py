@@ -12,6 +12,19 @@ from tests.personalization.coupon_factories import CouponCampaignFactory, Coupon
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "/admin/personalization/couponcampaign/"
+#: The add form's fields for a 10%-off campaign (name and audience to be set).
+CAMPAIGN_FORM = {
+    "active": "on",
+    "discount_kind": "percent",
+    "discount_value": "10",
+    "min_cart_total": "0",
+    "budget": "100",
+    "per_shopper_limit": "1",
+    "starts_at_0": "2030-01-01",
+    "starts_at_1": "00:00:00",
+    "coupon_valid_days": "14",
+    "holdout_share": "0.1",
+}
 
 
 @pytest.fixture
@@ -43,21 +56,7 @@ def test_the_campaign_list_shows_discount_budget_and_counts(owner_client):
 def test_the_campaign_form_explains_each_audience_and_refuses_nonsense(owner_client):
     form_page = owner_client.get(f"{CHANGELIST}add/").content.decode()
     response = owner_client.post(
-        f"{CHANGELIST}add/",
-        {
-            "name": "Too generous",
-            "active": "on",
-            "discount_kind": "percent",
-            "discount_value": "150",
-            "min_cart_total": "0",
-            "audience": "segment",
-            "budget": "100",
-            "per_shopper_limit": "1",
-            "starts_at_0": "2030-01-01",
-            "starts_at_1": "00:00:00",
-            "coupon_valid_days": "14",
-            "holdout_share": "0.1",
-        },
+        f"{CHANGELIST}add/", {**CAMPAIGN_FORM, "name": "Too generous", "discount_value": "150", "audience": "segment"}
     )
 
     assert "Fill in the fields of the chosen audience only" in form_page
@@ -69,21 +68,7 @@ def test_the_campaign_form_explains_each_audience_and_refuses_nonsense(owner_cli
 
 
 def test_the_campaign_form_takes_a_likely_to_redeem_audience_with_its_size(owner_client):
-    fields = {
-        "name": "Win back fruit",
-        "active": "on",
-        "discount_kind": "percent",
-        "discount_value": "10",
-        "min_cart_total": "0",
-        "categories": "Fruit",
-        "audience": "likely_to_redeem",
-        "budget": "100",
-        "per_shopper_limit": "1",
-        "starts_at_0": "2030-01-01",
-        "starts_at_1": "00:00:00",
-        "coupon_valid_days": "14",
-        "holdout_share": "0.1",
-    }
+    fields = {**CAMPAIGN_FORM, "name": "Win back fruit", "categories": "Fruit", "audience": "likely_to_redeem"}
     form_page = owner_client.get(f"{CHANGELIST}add/").content.decode()
 
     without_size = owner_client.post(f"{CHANGELIST}add/", fields).content.decode()
