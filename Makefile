@@ -13,8 +13,8 @@ ifeq ($(DATA),synthetic)
 DEMO_USERS ?= 600
 DEMO_PRODUCTS ?= 400
 else ifeq ($(DATA),completejourney)
-DEMO_USERS ?= 300
-DEMO_PRODUCTS ?= 3000
+DEMO_USERS ?= 150
+DEMO_PRODUCTS ?= 1500
 DEMO_DIR ?= var/completejourney-$(DEMO_USERS)-$(DEMO_PRODUCTS)
 demo: export DATABASE_URL ?= sqlite:///$(CURDIR)/$(DEMO_DIR)/db.sqlite3
 demo: export DJANGO_MEDIA_ROOT ?= $(CURDIR)/$(DEMO_DIR)/media
