@@ -209,3 +209,4 @@ class ModelVersion(models.Model):
 # Recommendation placements and personalized coupons live in their own modules.
 from personalization.models.placements import *  # noqa: E402,F401,F403
 from personalization.models.coupons import *  # noqa: E402,F401,F403
+from personalization.models.experiments import *  # noqa: E402,F401,F403

@@ -24,7 +24,7 @@ from personalization.cache import cache
 from personalization.models import EventKind, Placement
 from personalization.models.placements import MAX_LIMIT
 from personalization.services import candidates as sources
-from personalization.services import explanations, shoppers
+from personalization.services import experiments, explanations, shoppers
 
 logger = logging.getLogger("personalization.ranking")
 
@@ -105,6 +105,8 @@ def recommend(
     already shown on the page. `state`: what _read_state read for this shopper (recommend_slug).
     Never raises; an inactive placement gives no items.
     """
+    # The shopper's arm when an experiment runs on the placement (its exposure recorded).
+    placement = experiments.placement_for(placement, shopper, cached=state.get("experiment") if state else None)
     recommendation_id = attribution.new_recommendation_id(shopper)
     requested, limit = limit, _limit(limit, placement)
     product_id = None if product_id in (None, "") else str(product_id)
@@ -328,6 +330,7 @@ def _read_state(shopper, models, placement_slug=None, slot=None):
         keys["version"] = events.shopper_version_key(shopper)
     if placement_slug is not None:
         keys["placement"] = Placement.cache_key(placement_slug)
+        keys["experiment"] = experiments.cache_key(placement_slug)
     if slot is not None:
         keys["slot"] = slot
     found = cache.get_many(list(keys.values()))
@@ -339,6 +342,7 @@ def _read_state(shopper, models, placement_slug=None, slot=None):
     state["slot"] = found.get(slot) if slot is not None else None
     if placement_slug is not None:
         state["placement"] = found.get(keys["placement"], privacy.NOT_CACHED)
+        state["experiment"] = found.get(keys["experiment"], privacy.NOT_CACHED)
     return state
 
 
@@ -390,7 +394,8 @@ def _check(placement, models, version, limit):
     """What a shortlist in a slot must have been computed for to be served: the shopper's version
     token, the placement as saved, the limit and the loaded model versions."""
     stamp = placement.updated_at.timestamp() if placement.updated_at else 0
-    return _digest([placement.pk or placement.slug, stamp, limit, version or ""] + [sources.model_token(k) for k in models])
+    parts = [placement.pk or placement.slug, stamp, placement.strategy, placement.fallback_strategy, limit, version or ""]
+    return _digest(parts + [sources.model_token(k) for k in models])
 
 
 def _valid(entry, check):
