@@ -187,3 +187,14 @@ def test_a_catalog_file_without_a_needed_column_is_refused_on_line_1(catalog_fil
 def test_a_missing_catalog_file_is_named(tmp_path):
     with pytest.raises(CommandError, match="missing.csv: cannot be read"):
         seed("--from", str(tmp_path / "missing.csv"))
+
+
+@pytest.mark.django_db
+def test_a_catalog_file_that_is_not_utf8_is_refused_at_its_line_and_column(catalog_file):
+    path = catalog_file(CATALOG_CSV)
+    path.write_bytes(path.read_bytes() + "7,Café,GROCERY,TEA,1.00\n".encode("latin-1"))
+
+    with pytest.raises(CommandError) as error:
+        seed("--from", str(path))
+
+    assert str(error.value) == f"{path}, line 5, column 'title': not UTF-8 text; save the file as UTF-8"

@@ -2,6 +2,7 @@
 loaded from a CSV file (`--from`, e.g. The Complete Journey's products: bench/completejourney.py)."""
 import csv
 import random
+import re
 import zlib
 from decimal import Decimal, InvalidOperation
 
@@ -70,6 +71,8 @@ BLURBS = [
 
 # The columns of a catalog file (--from); an optional "department" goes into the description; others are ignored.
 CSV_COLUMNS = ("product_id", "title", "category", "price")
+# A byte that is not UTF-8, as the "surrogateescape" error handler keeps it.
+_UNDECODED = re.compile("[\udc80-\udcff]")
 _TITLE_LENGTH = Product._meta.get_field("title").max_length
 _NAME_LENGTH = Category._meta.get_field("name").max_length
 _PRICE = Product._meta.get_field("price")
@@ -177,18 +180,18 @@ def read_catalog(path):
     """The rows of a catalog file as (product_id, title, category, price, department), checked;
     CommandError names the file, line and column of the first bad value."""
     try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
+        with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
             return list(_catalog_rows(path, csv.reader(handle)))
     except OSError as exc:
         raise CommandError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise CommandError(f"{path}: not UTF-8 text ({exc.reason}); save the file as UTF-8") from exc
     except csv.Error as exc:
         raise CommandError(f"{path}: not readable as CSV ({exc})") from exc
 
 
 def _catalog_rows(path, reader):
     header = [name.strip().lower() for name in next(reader, [])]
+    if _UNDECODED.search("".join(header)):
+        raise CommandError(f"{path}, line 1: not UTF-8 text; save the file as UTF-8")
     missing = [name for name in CSV_COLUMNS if name not in header]
     if missing:
         has = ", ".join(header) or "nothing"
@@ -201,6 +204,9 @@ def _catalog_rows(path, reader):
         line = reader.line_num
         if len(record) != len(header):
             raise CommandError(f"{path}, line {line}: expected {len(header)} fields, saw {len(record)}")
+        for column, value in zip(header, record):
+            if _UNDECODED.search(value):
+                raise CommandError(f"{path}, line {line}, column {column!r}: not UTF-8 text; save the file as UTF-8")
         values = {name: record[position[name]].strip() for name in CSV_COLUMNS}
 
         def bad(column, reason):
