@@ -25,6 +25,13 @@ class ArmInline(admin.TabularInline):
     extra = 2
 
 
+def _result(experiment):
+    """The experiment's outcomes, computed once per page (the horizon and the table both show them)."""
+    if getattr(experiment, "_admin_result", None) is None:
+        experiment._admin_result = experiments.outcomes(experiment)
+    return experiment._admin_result
+
+
 def _percent(estimate):
     if estimate is None:
         return "—"
@@ -72,7 +79,7 @@ class ExperimentAdmin(admin.ModelAdmin):
     def horizon(self, experiment):
         if experiment.pk is None:
             return gettext("Computed when the experiment and its arms are saved.")
-        result = experiments.outcomes(experiment)
+        result = _result(experiment)
         has = min((row.exposed for row in result.arms), default=0)
         return gettext("Needs %(needed)s shoppers per arm; has %(has)s.") % {"needed": result.needed, "has": has}
 
@@ -80,7 +87,7 @@ class ExperimentAdmin(admin.ModelAdmin):
     def results(self, experiment):
         if experiment.pk is None:
             return "—"
-        result = experiments.outcomes(experiment)
+        result = _result(experiment)
         primary = experiment.primary_metric
         rows = format_html_join(
             "",
