@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from personalization.cache import cache
 from personalization.conf import settings
-from personalization.models import Coupon, CouponAssignment, Event, OptOut
+from personalization.models import Coupon, CouponAssignment, Event, ExperimentExposure, OptOut
 from personalization.signals import shopper_forgotten
 
 _CACHE_SECONDS = 300
@@ -81,9 +81,9 @@ def opt_in(user=None, session_key=""):
 
 
 def forget(user=None, session_key="", user_id=None):
-    """Erases a shopper: their events, their unused coupons and coupon-campaign assignments (a redeemed
-    coupon stays for the books, without the shopper), and, once committed, every copy the cache holds
-    (shopper_forgotten). Returns the number of events deleted."""
+    """Erases a shopper: their events, their unused coupons, coupon-campaign assignments and experiment
+    exposures (a redeemed coupon stays for the books, without the shopper), and, once committed, every
+    copy the cache holds (shopper_forgotten). Returns the number of events deleted."""
     from personalization import events
 
     user_id = user_id or getattr(user, "pk", None)
@@ -98,8 +98,11 @@ def forget(user=None, session_key="", user_id=None):
             coupons.filter(status=Coupon.Status.REDEEMED).update(user=None)
             coupons.delete()
             CouponAssignment.objects.filter(user_id=user_id).delete()
+            ExperimentExposure.objects.filter(user_id=str(user_id)).delete()
+            ExperimentExposure.objects.filter(shopper_key=f"u{user_id}").delete()
         else:
             deleted, _ = Event.objects.filter(session_key=session_key, user_id="").delete()
+            ExperimentExposure.objects.filter(shopper_key=f"s{session_key}", user_id="").delete()
         forgotten = {"user_id": str(user_id or ""), "session_key": session_key, "version": version}
         transaction.on_commit(lambda: shopper_forgotten.send(sender=forget, **forgotten))
     return deleted

@@ -3,11 +3,12 @@
 Everything cached about a shopper is keyed by their version token, so renewing it leaves nothing
 servable; the copies themselves are deleted too: the history read under the old token, the
 shortlists of every placement as pages ask for them by default (the precomputed ones), the clicks
-remembered for attribution. Shortlists of other asks (a product page's, a limit asked for) are never
+remembered for attribution, the experiment arms remembered. Shortlists of other asks (a product page's, a limit asked for) are never
 served again and expire within ranking.CACHE_SECONDS."""
 from personalization import attribution, events
 from personalization.cache import cache
-from personalization.services import ranking, shoppers
+from personalization.models import Experiment
+from personalization.services import experiments, ranking, shoppers
 
 
 def forget_cached(sender=None, *, user_id="", session_key="", version=None, **kwargs):
@@ -18,5 +19,7 @@ def forget_cached(sender=None, *, user_id="", session_key="", version=None, **kw
     keys = [attribution.click_memory_key(shopper.user_id, shopper.session_key), *ranking.precomputed_keys(shopper)]
     tokens = {version, cache.get(events.shopper_version_key(shopper))} - {None}
     keys += [shoppers.history_key(shopper, token) for token in tokens]
+    own = experiments.shopper_key(shopper)
+    keys += [experiments.arm_cache_key(pk, own) for pk in Experiment.objects.values_list("pk", flat=True)]
     cache.delete_many(keys)
     events.renew_shopper_versions([(shopper.user_id, shopper.session_key)])

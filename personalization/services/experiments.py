@@ -113,10 +113,15 @@ def shopper_key(shopper):
     return f"u{shopper.user_id}" if shopper.user_id else f"s{shopper.session_key}"
 
 
+def arm_cache_key(experiment_id, key):
+    """Where the arm of the shopper `key` (shopper_key) in an experiment is remembered."""
+    return f"personalization:experiment-arm:{experiment_id}:{key}"
+
+
 def _arm_of(running, shopper):
     """The shopper's arm: remembered, else recorded now (first exposure)."""
     key = shopper_key(shopper)
-    cache_key = f"personalization:experiment-arm:{running.id}:{key}"
+    cache_key = arm_cache_key(running.id, key)
     arms = {arm.id: arm for arm in running.arms}
     arm_id = cache.get(cache_key)
     if arm_id not in arms:
@@ -167,7 +172,7 @@ def merge_session(session_keys, user):
         moved = list(sessions.values_list("experiment_id", "arm_id"))
         sessions.update(user_id=user_id)
         cache.set_many(
-            {f"personalization:experiment-arm:{experiment}:u{user_id}": arm for experiment, arm in moved},
+            {arm_cache_key(experiment, f"u{user_id}"): arm for experiment, arm in moved},
             ARM_CACHE_SECONDS,
         )
     except Exception:

@@ -282,3 +282,31 @@ def test_overlapping_experiments_on_one_placement_are_refused(experiment, placem
     other = Experiment(placement=placement, name="Again", starts_at=timezone.now())
     with pytest.raises(ValidationError, match="one at a time"):
         other.full_clean()
+
+
+@pytest.mark.parametrize("signed_in", [True, False])
+def test_forgetting_a_shopper_erases_their_exposures_and_remembered_arms(
+    experiment, placement, signed_in, django_capture_on_commit_callbacks
+):
+    from personalization import privacy
+    from personalization.cache import cache
+
+    key = session_in(experiment, 1)
+    ranking.recommend(placement, Shopper(session_key=key))
+    other = Shopper(session_key=session_in(experiment, 0))
+    ranking.recommend(placement, other)
+    if signed_in:
+        user = get_user_model().objects.create_user("erased")
+        experiments.merge_session([key], user)
+        shopper, forget = Shopper(user_id=str(user.pk)), {"user": user}
+    else:
+        shopper, forget = Shopper(session_key=key), {"session_key": key}
+    arm_key = experiments.arm_cache_key(experiment.pk, experiments.shopper_key(shopper))
+    assert cache.get(arm_key) is not None
+
+    with django_capture_on_commit_callbacks(execute=True):
+        privacy.forget(**forget)
+
+    assert list(ExperimentExposure.objects.values_list("session_key", flat=True)) == [other.session_key]
+    assert cache.get(arm_key) is None
+    assert cache.get(experiments.arm_cache_key(experiment.pk, experiments.shopper_key(other))) is not None
