@@ -37,32 +37,12 @@ def _check_vocabulary(fitted_items, sequences):
         )
 
 
-def _csr_rows(matrix):
-    """The row index of every stored entry of a sparse CSR matrix."""
-    return torch.repeat_interleave(torch.arange(matrix.shape[0]), matrix.crow_indices().diff())
-
-
 def _csr(matrix):
-    """A sparse COO (or dense) matrix in the CSR layout the sparse products read fastest."""
+    """A sparse COO matrix in the CSR layout, for products with a dense matrix (torch's CSR x CSR
+    product leaks memory on the CPU: pytorch/pytorch#109445, so sparse x sparse stays COO)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         return matrix.to_sparse_csr()
-
-
-def _csr_parts(offsets, columns, values, shape):
-    """A sparse CSR matrix from its parts: where each row starts, each entry's column and value."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(offsets, columns, values, shape, check_invariants=False)
-
-
-def _dense(matrix):
-    """A sparse matrix (COO or CSR) as a dense one."""
-    if matrix.layout != torch.sparse_csr:
-        return matrix.to_dense()
-    out = torch.zeros(matrix.shape, dtype=matrix.dtype)
-    out[_csr_rows(matrix), matrix.col_indices()] = matrix.values()
-    return out
 
 
 def _unit_rows(matrix):
@@ -140,20 +120,21 @@ class CoOccurrence:
             raise ValueError('source is "last_basket" or "history"')
         self.source = source
         self.chunk = chunk
-        self.conditional = None  # sparse CSR (n_items x n_items): P(column | row); 0 on the diagonal
+        self.conditional = None  # sparse (n_items x n_items): P(column | row); 0 on the diagonal
         self.counts = None
 
     def fit(self, sequences):
         rows = np.repeat(np.arange(sequences.n_baskets), np.diff(sequences.basket_offsets))
         index = torch.from_numpy(np.stack([sequences.items, rows]))
-        by_item = _csr(sparse_matrix(index, torch.ones(len(rows)), (sequences.n_items, sequences.n_baskets)))
-        pairs = sparse_product(by_item, _csr(by_item.t()))
+        by_item = sparse_matrix(index, torch.ones(len(rows)), (sequences.n_items, sequences.n_baskets))
+        pairs = sparse_product(by_item, by_item.t().coalesce())
         self.counts = _basket_counts(sequences)
-        per_row = pairs.crow_indices().diff()
-        values = pairs.values() / torch.repeat_interleave(self.counts.clamp(min=1.0), per_row)
-        rows = torch.repeat_interleave(torch.arange(sequences.n_items, dtype=torch.int32), per_row)
-        values[rows == pairs.col_indices()] = 0.0  # an item is not bought "with" itself
-        self.conditional = _csr_parts(pairs.crow_indices(), pairs.col_indices(), values, pairs.shape)
+        i, j = pairs.indices()
+        values = pairs.values() / self.counts[i].clamp(min=1.0)
+        values[i == j] = 0.0  # an item is not bought "with" itself
+        self.conditional = torch.sparse_coo_tensor(
+            pairs.indices(), values, pairs.shape, is_coalesced=True, check_invariants=False
+        )
         return self
 
     def score(self, sequences, users=None):
@@ -174,7 +155,7 @@ class CoOccurrence:
                     weights = decayed_frequency(sequences, rows)
                 else:
                     weights = _last_baskets(sequences, rows).to_sparse()
-                together = _dense(sparse_product(_csr(weights), self.conditional))
+                together = sparse_product(weights, self.conditional).to_dense()
                 scores[start : start + len(rows)] = torch.where(together > 0, 2.0 + together, fill)
             out.append(_mask_special(scores))
         return out
@@ -183,15 +164,14 @@ class CoOccurrence:
         return {"source": self.source}
 
     def state(self):
-        pairs = self.conditional.to_sparse_coo().coalesce()
-        return {"indices": pairs.indices(), "values": pairs.values(), "counts": self.counts}
+        return {"indices": self.conditional.indices(), "values": self.conditional.values(), "counts": self.counts}
 
     @classmethod
     def from_state(cls, params, state):
         model = cls(**params)
         n = len(state["counts"])
         model.counts = state["counts"]
-        model.conditional = _csr(sparse_matrix(state["indices"], state["values"], (n, n)))
+        model.conditional = sparse_matrix(state["indices"], state["values"], (n, n))
         return model
 
 
@@ -215,8 +195,8 @@ class TifuKnn:
         self.neighbours = neighbours
         self.alpha = alpha
         self.chunk = chunk
-        self.vectors = None  # sparse CSR (n_fitted x n_items)
-        self.normalised = None  # sparse (n_items x n_fitted): the unit-length vectors, transposed
+        self.vectors = None  # sparse CSR (n_items x n_fitted): each fitted shopper's vector, a column
+        self.normalised = None  # sparse CSR (n_fitted x n_items): the same at unit length, a row each
         self.user_index = None
         self.counts = None
 
@@ -226,8 +206,8 @@ class TifuKnn:
 
     def fit(self, sequences):
         vectors = decayed_frequency(sequences, decay=self.decay)
-        self.vectors = _csr(vectors)
-        self.normalised = _csr(_unit_rows(vectors).t())
+        self.vectors = _csr(vectors.t().coalesce())
+        self.normalised = _csr(_unit_rows(vectors))
         self.user_index = pd.Index(sequences.user_ids)
         self.counts = _basket_counts(sequences)
         return self
@@ -248,15 +228,15 @@ class TifuKnn:
 
     def _score_chunk(self, sequences, users, variants, scores):
         """Writes the scores of `users` under each variant into `scores` (one matrix per variant)."""
-        own = decayed_frequency(sequences, users, decay=self.decay)
-        similarity = _dense(sparse_product(_csr(_unit_rows(own)), self.normalised))
+        own = decayed_frequency(sequences, users, decay=self.decay, dense=True)
+        unit = torch.nn.functional.normalize(own, dim=1)
+        similarity = sparse_product(self.normalised, unit.t()).t().contiguous()
         self_rows = self.user_index.get_indexer(sequences.user_ids[users])
         known = np.flatnonzero(self_rows >= 0)
         similarity[torch.from_numpy(known), torch.from_numpy(self_rows[known])] = -np.inf
-        most = self.vectors.shape[0] - (len(known) > 0)
+        most = self.normalised.shape[0] - (len(known) > 0)
         wanted = sorted({min(v["neighbours"], most) for v in variants})
         nearest = similarity.topk(wanted[-1], dim=1).indices if wanted[-1] > 0 else None
-        own = own.to_dense()
         tie = 1e-9 * self.counts / (self.counts.max() + 1.0)
         summed, done = torch.zeros_like(own), 0
         for k in wanted:
@@ -269,12 +249,9 @@ class TifuKnn:
                     out.add_(own, alpha=variant["alpha"]).add_(tie)
 
     def _vector_sum(self, nearest):
-        """(rows x n_items): the sum of the fitted vectors at each row's `nearest` row indices."""
-        n, k = nearest.shape
-        rows = torch.arange(0, n * k + 1, k)
-        columns = nearest.sort(dim=1).values.reshape(-1)
-        picks = _csr_parts(rows, columns, torch.ones(n * k), (n, self.vectors.shape[0]))
-        return _dense(sparse_product(picks, self.vectors))
+        """(rows x n_items): the sum of the fitted vectors of each row's `nearest` shoppers."""
+        picks = torch.zeros(len(nearest), self.normalised.shape[0]).scatter_(1, nearest, 1.0)
+        return sparse_product(self.vectors, picks.t()).t()
 
     def params(self):
         return {
