@@ -72,7 +72,8 @@ def margin(outcome):
 
 def decide(outcome):
     """(promote?, reason): beat the baseline and the active version on the gate metric. The other
-    algorithms were already beaten (or tied by a simpler one) when this one was chosen."""
+    algorithms were beaten (or tied by a simpler one, or could not serve) when this one was chosen;
+    the reason lists them."""
     name = outcome.gate_metric
     new, served = outcome.metrics.get(name), _name(outcome.algorithm)
     if not _finite(new):
