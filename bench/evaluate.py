@@ -7,7 +7,7 @@ its peak memory, on the import CSV of a store or on a synthetic store.
 No Django, no database: the same personalization.ml.evaluate.evaluate_all the command runs. Prints the
 table (with each model's difference to TIFU-KNN and its 95% paired bootstrap interval), then one
 JSON line: wall and CPU seconds (CPU time tells what a machine shared with other work would have
-taken alone), each model's seconds, peak resident memory, and the intervals.
+taken alone), each model's seconds (tuning, refit, testing), peak resident memory, and the intervals.
 Goal: every model on The Complete Journey (2,406 households) in at most 10 minutes on 2 CPU cores.
 """
 import argparse
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from personalization.ml.evaluate import MODEL_NAMES, REFERENCE_MODEL, as_table, evaluate_all  # noqa: E402
+from personalization.ml.evaluate import MODEL_NAMES, PHASES, REFERENCE_MODEL, as_table, evaluate_all  # noqa: E402
 from personalization.synthetic import generate_catalog, generate_histories  # noqa: E402
 
 USED_COLUMNS = {"user_id", "order_id", "product_id", "order_number", "ordered_at", "quantity", "price", "category"}
@@ -81,7 +81,10 @@ def main():
                 "cpu_seconds": round(cpu_seconds() - cpu_started, 1),
                 "read_seconds": round(read, 1),
                 "split_seconds": round(marks[0] - started - read, 1) if marks else None,
-                "model_seconds": {name: float(row["seconds"]) for name, row in by_model.iterrows()},
+                "model_seconds": {
+                    name: {"total": float(row["seconds"]), **{p: float(row[f"{p}_seconds"]) for p in PHASES}}
+                    for name, row in by_model.iterrows()
+                },
                 "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                 f"recall@{k}": {name: round(float(row[f"recall@{k}"]), 4) for name, row in by_model.iterrows()},
                 f"ndcg@{k}": {name: round(float(row[f"ndcg@{k}"]), 4) for name, row in by_model.iterrows()},

@@ -44,6 +44,8 @@ from personalization.ml.train import propensity_data, train_propensity
 REFERENCE_MODEL = "tifu_knn"
 #: Metrics whose difference to the reference model gets a bootstrap interval (at each K).
 COMPARED = ("recall", "ndcg")
+#: Where each model's seconds go: choosing params on the validation split, the refit, the test.
+PHASES = ("tuning", "refit", "testing")
 
 def top_items(scores, n, exclude=None):
     """Indices (rows x n) of the n best items per row; `exclude` (bool, same shape) never ranks."""
@@ -222,9 +224,10 @@ def evaluate_all(
     """One row per model: test metrics on the last basket after choosing params on the one before.
 
     Columns: model, the metrics at each K, "validation" (the selection metric on the second-to-last
-    basket), the chosen params (JSON), seconds; and, when REFERENCE_MODEL is among `models`, for
-    recall and NDCG at each K the mean difference to it ("recall@10_vs_tifu_knn") with the 95%
-    paired bootstrap interval over shoppers ("..._low", "..._high"; `resamples` resamplings).
+    basket), the chosen params (JSON), seconds (split by PHASES: "tuning_seconds", ...); and, when
+    REFERENCE_MODEL is among `models`, for recall and NDCG at each K the mean difference to it
+    ("recall@10_vs_tifu_knn") with the 95% paired bootstrap interval over shoppers ("..._low",
+    "..._high"; `resamples` resamplings).
     `progress(name, i, n)` is called before each model. The result's `attrs` hold the split's sizes.
     """
     ks = tuple(sorted(ks))
@@ -234,19 +237,23 @@ def evaluate_all(
     for i, name in enumerate(models):
         if progress is not None:
             progress(name, i, len(models))
-        started = time.perf_counter()
+        marks = [time.perf_counter()]
         torch.manual_seed(seed)
         params, validation_metrics = tune(name, validation, ks, seed)
+        marks.append(time.perf_counter())
         build, _ = candidates(name, seed)
         model = build(params).fit(test.history)
+        marks.append(time.perf_counter())
         per_shopper[name] = split_metrics(model, test, ks)
+        marks.append(time.perf_counter())
         rows.append(
             {
                 "model": name,
                 **mean_metrics(per_shopper[name]),
                 "validation": validation_metrics[selection_metric(name, ks)],
                 "params": json.dumps(params, sort_keys=True),
-                "seconds": round(time.perf_counter() - started, 1),
+                "seconds": round(marks[-1] - marks[0], 1),
+                **{f"{phase}_seconds": round(b - a, 1) for phase, a, b in zip(PHASES, marks, marks[1:])},
             }
         )
     table = pd.DataFrame(rows)
