@@ -78,11 +78,12 @@ def leave_last_out(frame, min_baskets=3, skip=0, min_count=1):
 
     Shoppers with fewer than `min_baskets` orders are not evaluated but their baskets (except the
     last `skip`) stay in the history, where popularity and neighbours learn from them. The vocabulary
-    comes from the history alone.
+    comes from the history alone. `frame`: order lines, or prepare_frame's result (prepared once for
+    several splits).
     """
     if min_baskets < 2 + skip:
         raise ValueError(f"min_baskets must be at least {2 + skip} so that every target has a history")
-    lines = prepare_frame(frame)
+    lines = frame if {"time", "spend"} <= set(frame.columns) else prepare_frame(frame)
     rank, orders = last_order_ranks(lines)
     eligible = orders >= min_baskets
     target = eligible & (rank == skip)
@@ -231,8 +232,9 @@ def evaluate_all(
     `progress(name, i, n)` is called before each model. The result's `attrs` hold the split's sizes.
     """
     ks = tuple(sorted(ks))
-    validation = leave_last_out(frame, min_baskets, skip=1, min_count=min_count)
-    test = leave_last_out(frame, min_baskets, skip=0, min_count=min_count)
+    lines = prepare_frame(frame)
+    validation = leave_last_out(lines, min_baskets, skip=1, min_count=min_count)
+    test = leave_last_out(lines, min_baskets, skip=0, min_count=min_count)
     rows, per_shopper = [], {}
     for i, name in enumerate(models):
         if progress is not None:
