@@ -263,12 +263,17 @@ class TifuKnn:
         }
 
     def state(self):
-        """TIFU-KNN has no weights: it is refitted from the shoppers' baskets at serving time."""
-        return {}
+        """The fitted shoppers' vectors (the neighbours a served shopper is compared with), their ids
+        and the products' basket counts (ties)."""
+        return {"vectors": self.vectors, "user_ids": self.user_index.tolist(), "counts": self.counts}
 
     @classmethod
     def from_state(cls, params, state):
-        return cls(**params)
+        model = cls(**params)
+        model.vectors = state["vectors"]
+        model.normalised = _csr(_unit_rows(model.vectors.to_sparse_coo().t().coalesce()))
+        model.user_index, model.counts = pd.Index(state["user_ids"]), state["counts"]
+        return model
 
 
 BASELINES = {cls.name: cls for cls in (Popularity, PersonalFrequency, CoOccurrence, TifuKnn)}

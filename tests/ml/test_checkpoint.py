@@ -80,7 +80,6 @@ def test_fitted_baselines_round_trip_for_serving(store, baseline):
     assert torch.allclose(served.score(store, [0, 3]), baseline.score(store, [0, 3]))
 
 
-@pytest.mark.xfail(strict=True, reason="TifuKnn.state() keeps no fitted shopper vectors yet (ml/baselines.py)")
 def test_a_fitted_tifu_knn_scores_from_its_checkpoint_without_refitting(store):
     baseline = TifuKnn(neighbours=5).fit(store)
 

@@ -317,11 +317,10 @@ def serve_baseline(baseline, with_autoencoder=True):
 
 #: Until ml/baselines.py keeps TIFU-KNN's fitted shopper vectors in TifuKnn.state(), a TIFU-KNN
 #: checkpoint cannot score (training then publishes the next best algorithm).
-WAITS_FOR_TIFU_STATE = pytest.mark.xfail(strict=True, reason="TifuKnn.state() keeps no fitted shopper vectors yet")
 
 
 @pytest.mark.parametrize(
-    "baseline", [PersonalFrequency, pytest.param(TifuKnn, marks=WAITS_FOR_TIFU_STATE)], ids=lambda b: b.name
+    "baseline", [PersonalFrequency, TifuKnn], ids=lambda b: b.name
 )
 def test_a_baseline_serves_the_next_basket_and_buy_again_with_reasons(store, baseline):
     serve_baseline(baseline())
@@ -339,7 +338,7 @@ def test_a_baseline_serves_the_next_basket_and_buy_again_with_reasons(store, bas
 
 
 @pytest.mark.parametrize(
-    "baseline", [PersonalFrequency, pytest.param(TifuKnn, marks=WAITS_FOR_TIFU_STATE)], ids=lambda b: b.name
+    "baseline", [PersonalFrequency, TifuKnn], ids=lambda b: b.name
 )
 def test_a_baseline_completes_an_anonymous_cart_with_reasons(store, record, baseline):
     serve_baseline(baseline(neighbours=5) if baseline is TifuKnn else baseline())
