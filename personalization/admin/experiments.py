@@ -119,7 +119,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         )
         return format_html("<p>{}</p><table>{}{}</table><p>{}</p>", self._verdict(result), head, rows, gettext(
             "Counted: shoppers whose days counted have passed. Rates and revenue cover every exposed shopper, "
-            "with 95% intervals; the comparison uses the counted shoppers."
+            "with intervals at 95%; the comparison uses the counted shoppers."
         ))
 
     @staticmethod

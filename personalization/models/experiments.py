@@ -49,7 +49,7 @@ class Experiment(models.Model):
         default="0.20",
         validators=[MinValueValidator(0.01), MaxValueValidator(10)],
         help_text=_(
-            "Relative to the expected rate: 0.20 finds a change of 20% or more. Smaller changes need many more shoppers."
+            "Relative to the expected rate: 0.20 finds a change of a fifth (20%) or more. Smaller changes need many more shoppers."
         ),
     )
     outcome_days = models.PositiveSmallIntegerField(
