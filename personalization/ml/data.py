@@ -4,6 +4,7 @@ A set of sequences is stored as flat arrays (like a CSR matrix: items, basket of
 offsets), so a million order lines take tens of megabytes; personal frequency vectors are sparse;
 training pairs (last L baskets -> next basket) are turned into tensors one batch at a time.
 """
+import hashlib
 import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -397,47 +398,151 @@ def item_statistics(sequences, prior=10.0):
     return torch.from_numpy(np.stack([popularity, share], axis=1).astype(np.float32))
 
 
+class BasketTargets:
+    """The target baskets of a batch, kept sparse: basket `rows[j]` holds item `items[j]`."""
+
+    def __init__(self, rows, items, size):
+        self.rows, self.items, self.size = rows, items, tuple(size)  # size: (baskets, n_items)
+
+    def __len__(self):
+        return self.size[0]
+
+    def to(self, device):
+        return BasketTargets(self.rows.to(device), self.items.to(device), self.size)
+
+    def dense(self):
+        """Multi-hot (baskets x n_items)."""
+        out = torch.zeros(self.size, device=self.rows.device)
+        out[self.rows, self.items] = 1.0
+        return out
+
+
 def basket_targets(sequences, users, positions):
-    """Multi-hot (len(users) x n_items) of basket number `positions[i]` of shopper `users[i]`."""
+    """Basket number `positions[i]` of shopper `users[i]`, as BasketTargets (products only: the
+    padding and unknown entries are never targets)."""
     baskets = sequences.user_offsets[np.asarray(users, dtype=np.int64)] + np.asarray(positions, dtype=np.int64)
     rows, items = sequences.basket_lines(baskets)
-    targets = torch.zeros(len(baskets), sequences.n_items)
-    targets[torch.from_numpy(rows), torch.from_numpy(items)] = 1.0
-    targets[:, : len(SPECIAL_ITEMS)] = 0.0
-    return targets
+    known = items >= len(SPECIAL_ITEMS)
+    return BasketTargets(torch.from_numpy(rows[known]), torch.from_numpy(items[known]), (len(baskets), sequences.n_items))
 
 
 # Model inputs ----------------------------------------------------------------------------------
 
 
+#: How many of the latest baskets the repeat features mark one by one ("bought in the latest", ...).
+RECENT_BASKETS = 5
+#: What the repeat component reads of each product a shopper bought before (see repeat_features).
+REPEAT_FEATURES = (
+    "decayed_share",  # TIFU's time-decayed frequency over the shopper's largest one
+    "rate",  # share of the shopper's baskets that held it
+    "log_count",  # log(1 + baskets that held it)
+    "inverse_recency",  # 1 / baskets since it was last bought (1: the latest basket)
+    *(f"in_basket_{i}" for i in range(1, RECENT_BASKETS + 1)),  # 1 if bought in the i-th latest basket
+    "log_overdue_baskets",  # log(baskets since last bought / the shopper's mean baskets between buying it)
+    "log_days_since",  # log(1 + days from its last purchase to the shopper's latest basket) / 4
+    "log_overdue_days",  # log((days since + 1 + their mean days between baskets) / (1 + mean days between buying it))
+    "bought_once",  # 1 if bought in one basket only (the overdue features are then 0)
+    "log_baskets",  # log(1 + the shopper's baskets) / 4, the same for all their products
+    "repeat_share",  # share of the shopper's basket lines that re-bought something, likewise
+)
+
+
+def repeat_features(sequences, users=None, upto=None, decay=Decay()):
+    """(row, item, weight, features) of every product each shopper bought in their first `upto`
+    baskets, sorted by row then item: `weight` is its TIFU-KNN time-decayed frequency, `features`
+    (n, len(REPEAT_FEATURES)) float32 what ReCANet-style repeat models read: how often, how
+    recently, and whether it is due, in baskets and in days (Katz et al., SIGIR 2022). Day
+    features are 0 without order times."""
+    users = np.arange(sequences.n_users) if users is None else np.asarray(users, dtype=np.int64)
+    rows, items, distance, n_baskets = history_lines(sequences, users, upto)
+    n_baskets_of = sequences.basket_counts[users] if upto is None else np.asarray(upto, dtype=np.int64)
+    first = sequences.user_offsets[users]
+    times = np.r_[sequences.basket_times, np.nan]  # the last entry: the time of "no basket"
+    latest_time = times[np.where(n_baskets_of > 0, first + n_baskets_of - 1, len(times) - 1)]
+    days_ago = latest_time[rows] - sequences.basket_times[first[rows] + n_baskets - 1 - distance]
+    days_ago = np.nan_to_num(days_ago, nan=0.0)
+    key = rows * np.int64(sequences.n_items) + items
+    order = np.argsort(key, kind="stable")
+    key, distance, days_ago = key[order], distance[order], days_ago[order]
+    weight = decay.weights(distance, n_baskets[order])
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=np.int64)
+    cell_rows, cell_items = key[starts] // sequences.n_items, key[starts] % sequences.n_items
+    count = np.diff(np.r_[starts, len(key)]).astype(np.float64)
+    weight = np.add.reduceat(weight, starts) if len(key) else np.zeros(0)
+    since = np.minimum.reduceat(distance, starts) + 1.0 if len(key) else np.zeros(0)
+    oldest = np.maximum.reduceat(distance, starts) + 1.0 if len(key) else np.zeros(0)
+    days_since = np.minimum.reduceat(days_ago, starts) if len(key) else np.zeros(0)
+    days_first = np.maximum.reduceat(days_ago, starts) if len(key) else np.zeros(0)
+    recent = np.where(distance < RECENT_BASKETS, np.left_shift(1, np.minimum(distance, RECENT_BASKETS)), 0)
+    recent = np.bitwise_or.reduceat(recent, starts) if len(key) else np.zeros(0, dtype=np.int64)
+    shopper_baskets = n_baskets_of[cell_rows].astype(np.float64)
+    once = count == 1
+    gaps = np.maximum(count - 1.0, 1.0)
+    span_days = np.nan_to_num(latest_time - times[np.where(n_baskets_of > 0, first, len(times) - 1)], nan=0.0)
+    basket_gap = span_days / np.maximum(n_baskets_of - 1, 1)
+    largest = np.zeros(len(users))
+    np.maximum.at(largest, cell_rows, weight)
+    lines = np.bincount(rows, minlength=len(users)).astype(np.float64)
+    distinct = np.bincount(cell_rows, minlength=len(users)).astype(np.float64)
+    repeat_share = 1.0 - distinct / np.maximum(lines, 1.0)
+    columns = [
+        weight / np.maximum(largest[cell_rows], 1e-12),
+        count / shopper_baskets,
+        np.log1p(count),
+        1.0 / since,
+        *(((recent >> i) & 1).astype(np.float64) for i in range(RECENT_BASKETS)),
+        np.where(once, 0.0, np.log(since * gaps / np.maximum(oldest - since, 1.0))),
+        np.log1p(days_since) / 4.0,
+        np.where(once, 0.0, np.log((days_since + 1.0 + basket_gap[cell_rows]) / (1.0 + (days_first - days_since) / gaps))),
+        once.astype(np.float64),
+        np.log1p(shopper_baskets) / 4.0,
+        repeat_share[cell_rows],
+    ]
+    return cell_rows, cell_items, weight, np.stack(columns, axis=1).astype(np.float32)
+
+
 class NextBasketInput(NamedTuple):
-    """What the next-basket models read for each shopper: the recent sequence and the whole history."""
+    """What the next-basket models read for each shopper: the recent sequence and the whole history,
+    the latter as one entry per product the shopper bought (sorted by row, then item)."""
 
     baskets: torch.Tensor  # (B, L, S) item indices of the last L baskets, oldest first, PAD-filled
-    history: torch.Tensor  # (B, V) time-decayed personal frequency of every basket before the target
-    counts: torch.Tensor  # (B, V) how many of those baskets held each item
-    recency: torch.Tensor  # (B, V) baskets since each item was last bought (1: the latest), 0: never
     n_baskets: torch.Tensor  # (B,) how many baskets came before the target
+    rows: torch.Tensor  # (C,) each product a shopper bought before: the shopper's row in the batch
+    items: torch.Tensor  # (C,) ... its item index
+    weights: torch.Tensor  # (C,) ... its time-decayed personal frequency (TIFU-KNN's)
+    features: torch.Tensor  # (C, len(REPEAT_FEATURES)) ... what the repeat component reads of it
+    keys: torch.Tensor  # (B,) each shopper's key (shopper_keys): never their own neighbour
 
     def to(self, device):
         return NextBasketInput(*(tensor.to(device) for tensor in self))
+
+    def history(self, n_items):
+        """(B, n_items) dense time-decayed personal frequency vectors."""
+        out = torch.zeros(len(self.n_baskets), n_items, device=self.weights.device)
+        return out.index_put_((self.rows, self.items), self.weights)
 
 
 def model_inputs(sequences, users=None, upto=None, *, window, max_basket_size, decay):
     """Inputs to predict basket `upto[i]` of shopper `users[i]` (default: the basket after the last)."""
     users = np.arange(sequences.n_users) if users is None else np.asarray(users, dtype=np.int64)
     upto = sequences.basket_counts[users] if upto is None else np.asarray(upto, dtype=np.int64)
-    size = (len(users), sequences.n_items)
-    rows, items, distance, n_baskets = history_lines(sequences, users, upto)
-    index = (torch.from_numpy(rows), torch.from_numpy(items))
-    weight = torch.from_numpy(decay.weights(distance, n_baskets).astype(np.float32))
-    history = torch.zeros(size).index_put_(index, weight, accumulate=True)
-    counts = torch.zeros(size).index_put_(index, torch.ones(len(items)), accumulate=True)
-    flat = index[0] * size[1] + index[1]
-    since = torch.from_numpy((distance + 1).astype(np.float32))
-    recency = torch.zeros(size[0] * size[1]).scatter_reduce_(0, flat, since, "amin", include_self=False).view(size)
-    recent = _recent_baskets(sequences, users, upto, window, max_basket_size)
-    return NextBasketInput(recent, history, counts, recency, torch.from_numpy(upto.astype(np.float32)))
+    rows, items, weight, features = repeat_features(sequences, users, upto, decay)
+    return NextBasketInput(
+        _recent_baskets(sequences, users, upto, window, max_basket_size),
+        torch.from_numpy(upto.astype(np.float32)),
+        torch.from_numpy(rows),
+        torch.from_numpy(items),
+        torch.from_numpy(weight.astype(np.float32)),
+        torch.from_numpy(features),
+        torch.from_numpy(shopper_keys(sequences.user_ids[users])),
+    )
+
+
+def shopper_keys(user_ids):
+    """A 64-bit key of each user id (the same in every process), by which a shopper is recognised
+    in a model's neighbour pool without keeping their id."""
+    digest = lambda user: hashlib.blake2b(str(user).encode(), digest_size=8).digest()  # noqa: E731
+    return np.array([int.from_bytes(digest(user), "little", signed=True) for user in user_ids], dtype=np.int64)
 
 
 def _recent_baskets(sequences, users, upto, window, max_basket_size):

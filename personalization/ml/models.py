@@ -14,12 +14,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from personalization.ml.data import SPECIAL_ITEMS, PAD, BasketSequences, Decay, model_inputs
+from personalization.ml.data import PAD, REPEAT_FEATURES, SPECIAL_ITEMS, BasketSequences, Decay, model_inputs, sparse_product
 
 logger = logging.getLogger("personalization.ml")
 
 # Scores of the padding and unknown entries: never recommended, finite so that 0 * log p stays 0.
 _MASKED = -1e9
+_REPEAT_SHARE = REPEAT_FEATURES.index("repeat_share")
+_DECAYED_SHARE = REPEAT_FEATURES.index("decayed_share")
+_TIFU_ALPHA = 0.7  # TIFU-KNN's weight of the shopper's own vector against the neighbours' (Hu et al.)
+#: What the repeat score reads of the neighbours: their score over their largest and over the shopper's own largest.
+NEIGHBOUR_FEATURES = ("neighbour_share", "neighbour_over_own", "log_tifu")
 
 
 def multinomial_nll(logits, targets):
@@ -43,6 +48,11 @@ class NextBasketConfig:
     horizontal_filters: int = 8  # filters for each height 1..L (union-level sequential patterns)
     vertical_filters: int = 4  # filters over the L baskets (point-level patterns)
     dropout: float = 0.5  # on the concatenated convolution features
+    explore_products: int = 10_000  # the explore distribution covers at most this many, the most bought
+    neighbours: int = 50  # k: TIFU-KNN's nearest shoppers whose purchases inform the repeat score (0: none)
+    max_pool_shoppers: int = 20_000  # the neighbours come from at most this many training shoppers
+    pool_shoppers: int = 0  # set by training: the shoppers the neighbour pool holds
+    pool_entries: int = 0  # set by training: their (shopper, product) entries
     # The repeat component: TIFU-style time-decayed personal frequency of all past baskets.
     group_size: int = 7  # m: baskets per group
     within_decay: float = 0.9  # r_b: decay between baskets of a group
@@ -53,42 +63,103 @@ class NextBasketConfig:
         return Decay(self.group_size, self.within_decay, self.across_decay)
 
 
-class RepeatScore(nn.Module):
-    """Scores of the items a shopper bought before: a shrunk re-buy rate, adjusted for recency.
+class CatalogSubset(nn.Module):
+    """The products a network scores (or reads) when a catalog is too large to cover whole: the most
+    bought ones, set by training. `position[i]` is product i's column among them, -1 outside."""
 
-    The rate is the Beta-binomial posterior mean (c_i + k m_i) / (n + k): c_i of the shopper's n
-    baskets held item i; the prior m_i (what share of baskets re-buy the product, from its
-    popularity and repeat share in data.item_statistics and a learned per-item bias) weighs as k
-    pseudo-baskets. It only grows with c_i, so a shopper's staple always scores high, however rare
-    the product. Recency adds w1 * (TIFU's time-decayed frequency / the shopper's top one), w1 >= 0,
-    and w2 / (baskets since last bought). Only bought cells are computed.
-    """
-
-    def __init__(self, n_items, hidden=16):
+    def __init__(self, n_items, size):
         super().__init__()
-        # From the product's statistics: the logit of m_i and the log of k_i.
-        self.prior = nn.Sequential(nn.Linear(2, hidden), nn.Tanh(), nn.Linear(hidden, 2))
-        self.item_bias = nn.Parameter(torch.zeros(n_items))
-        self.raw_sharpness = nn.Parameter(torch.tensor(0.5))  # s = softplus(...): logit = s log(rate) + ...
-        self.raw_decayed_weight = nn.Parameter(torch.tensor(0.0))  # w1 = softplus(...)
-        self.recency_weight = nn.Parameter(torch.tensor(0.0))  # w2
-        self.register_buffer("item_statistics", torch.zeros(n_items, 2))  # set from the training data
+        size = min(size, n_items - len(SPECIAL_ITEMS))
+        self.register_buffer("items", torch.arange(len(SPECIAL_ITEMS), len(SPECIAL_ITEMS) + size))
+        self.register_buffer("position", torch.full((n_items,), -1, dtype=torch.long))
+        self.position[self.items] = torch.arange(size)
 
+    def __len__(self):
+        return len(self.items)
+
+    def set(self, items):
+        items = torch.as_tensor(items, dtype=torch.long, device=self.items.device)
+        if items.shape != self.items.shape or (items < len(SPECIAL_ITEMS)).any() or len(items.unique()) != len(items):
+            raise ValueError(f"a catalog subset here is {len(self.items)} distinct products")
+        self.items.copy_(items)
+        self.position.fill_(-1)[items] = torch.arange(len(items), device=items.device)
+
+
+class NeighbourPool(nn.Module):
+    """TIFU-KNN's neighbour score inside the network (Hu et al., SIGIR 2020): the mean time-decayed
+    frequency vector of the k training shoppers most like this one (cosine similarity), a shopper
+    never being their own neighbour (matched by data.shopper_keys). The training shoppers' vectors
+    are buffers, kept sparse, so a checkpoint serves without the training data. Products of sparse
+    COO matrices (torch's CSR x CSR product leaks memory on a CPU: pytorch/pytorch#109445)."""
+
+    def __init__(self, n_items, shoppers, entries, neighbours):
+        super().__init__()
+        self.n_items, self.neighbours = n_items, min(neighbours, shoppers)
+        self.register_buffer("keys", torch.zeros(shoppers, dtype=torch.long))
+        self.register_buffer("norms", torch.zeros(shoppers))
+        # The entries, by shopper then product; `by_item` orders them by product then shopper.
+        self.register_buffer("shoppers", torch.zeros(entries, dtype=torch.int32))
+        self.register_buffer("items", torch.zeros(entries, dtype=torch.int32))
+        self.register_buffer("values", torch.zeros(entries))
+        self.register_buffer("by_item", torch.zeros(entries, dtype=torch.int32))
+
+    def fill(self, vectors, keys):
+        """`vectors`: sparse COO (shoppers x n_items) time-decayed frequencies; `keys` their shopper keys."""
+        vectors = vectors.coalesce()
+        shoppers, items = vectors.indices()
+        self.keys.copy_(torch.as_tensor(keys))
+        self.norms.copy_(torch.zeros(len(self.keys)).index_add_(0, shoppers, vectors.values().pow(2)).sqrt())
+        self.shoppers.copy_(shoppers)
+        self.items.copy_(items)
+        self.values.copy_(vectors.values())
+        self.by_item.copy_(torch.from_numpy(np.lexsort((shoppers.numpy(), items.numpy()))))
+
+    @torch.no_grad()
     def forward(self, x):
-        """(B, V) logits over each shopper's bought items; _MASKED elsewhere."""
-        rows, items = x.counts.nonzero(as_tuple=True)
-        counts, recency = x.counts[rows, items], x.recency[rows, items]
-        relative = x.history[rows, items] / x.history.amax(dim=1).clamp(min=1e-12)[rows]
-        prior_logit, log_strength = self.prior(self.item_statistics[items]).unbind(1)
-        prior = torch.sigmoid(prior_logit + self.item_bias[items])
-        strength = torch.exp(log_strength.clamp(-5.0, 5.0))
-        rate = (counts + strength * prior) / (x.n_baskets[rows] + strength)
-        logits = (
-            F.softplus(self.raw_sharpness) * torch.log(rate)
-            + F.softplus(self.raw_decayed_weight) * relative
-            + self.recency_weight / recency
-        )
-        return torch.full_like(x.history, _MASKED).index_put((rows, items), logits)
+        """(B, n_items) dense: each shopper's neighbour score (0 without neighbours)."""
+        n_rows, n_pool, k = len(x.n_baskets), len(self.keys), self.neighbours
+        if k == 0 or len(x.rows) == 0:
+            return torch.zeros(n_rows, self.n_items, device=x.weights.device)
+        norms = torch.zeros(n_rows, device=x.weights.device).index_add(0, x.rows, x.weights.pow(2)).sqrt()
+        query = _coo(x.rows, x.items, x.weights / norms[x.rows].clamp(min=1e-12), (n_rows, self.n_items))
+        order = self.by_item.long()
+        shoppers = self.shoppers.long()[order]
+        unit = _coo(self.items.long()[order], shoppers, self.values[order] / self.norms[shoppers], (self.n_items, n_pool))
+        similarity = sparse_product(query, unit).to_dense()
+        similarity = similarity.masked_fill(x.keys[:, None] == self.keys[None, :], -torch.inf)
+        nearest = similarity.topk(k, dim=1).indices.sort(dim=1).values
+        rows = torch.arange(n_rows, device=nearest.device).repeat_interleave(k)
+        picks = _coo(rows, nearest.flatten(), torch.full((n_rows * k,), 1.0 / k, device=nearest.device), (n_rows, n_pool))
+        vectors = _coo(self.shoppers.long(), self.items.long(), self.values, (n_pool, self.n_items))
+        return sparse_product(picks, vectors).to_dense()
+
+
+def _coo(rows, columns, values, size):
+    """A sparse COO matrix of entries already sorted by row, then column, without duplicates."""
+    return torch.sparse_coo_tensor(torch.stack([rows, columns]), values, size, is_coalesced=True, check_invariants=False)
+
+
+class RepeatScore(nn.Module):
+    """Scores of the products a shopper bought before, from what data.repeat_features says of each
+    (how often, how recently, whether it is due, in baskets and days) and of the product itself (its
+    popularity and repeat share, data.item_statistics): a small MLP with a linear skip, plus a
+    learned per-product bias. Only bought cells are computed."""
+
+    def __init__(self, n_items, hidden=32):
+        super().__init__()
+        width = len(REPEAT_FEATURES) + 2 + len(NEIGHBOUR_FEATURES)
+        self.linear = nn.Linear(width, 1)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.item_bias = nn.Parameter(torch.zeros(n_items))
+        self.register_buffer("item_statistics", torch.zeros(n_items, 2))  # set from the training data
+        with torch.no_grad():  # start from TIFU-KNN's ranking: logits proportional to the log of its scores
+            self.linear.weight.zero_()
+            self.linear.weight[0, -1] = 3.0
+
+    def forward(self, x, neighbour_features):
+        """(C,) a logit for each bought cell (x.rows[c], x.items[c])."""
+        inputs = torch.cat([x.features, self.item_statistics[x.items], neighbour_features], dim=1)
+        return (self.linear(inputs) + self.mlp(inputs)).squeeze(1) + self.item_bias[x.items]
 
 
 class NextBasketCNN(nn.Module):
@@ -99,7 +170,11 @@ class NextBasketCNN(nn.Module):
     frequency-weighted mean of an embedding of everything they bought (so new and anonymous
     shoppers need no user id). As in RepeatNet (Ren et al., AAAI 2019), a learned gate mixes two
     distributions: repeat (RepeatScore over the items bought before) and explore (the CNN's scores
-    over the items never bought): p(i) = g p_repeat(i) + (1 - g) p_explore(i). Scores are log p(i).
+    over the most-bought products the shopper never bought, `explored`):
+    p(i) = g p_repeat(i) + (1 - g) p_explore(i). Scores are log p(i); other products score _MASKED.
+
+    Training reads only the bought cells and the explore products, never a catalog-wide row: with
+    targets, forward returns the loss and no scores.
     """
 
     def __init__(self, config):
@@ -108,44 +183,100 @@ class NextBasketCNN(nn.Module):
         L, d, V = config.window, config.embedding_dim, config.n_items
         if V <= len(SPECIAL_ITEMS) or L < 1:
             raise ValueError("a next-basket model needs at least one product and a window of at least one basket")
+        self.explored = CatalogSubset(V, config.explore_products)
         self.item_embedding = nn.Embedding(V, d, padding_idx=PAD)
         self.horizontal = nn.ModuleList(nn.Conv2d(1, config.horizontal_filters, (h, d)) for h in range(1, L + 1))
         self.vertical = nn.Conv2d(1, config.vertical_filters, (L, 1))
         self.sequence = nn.Linear(config.horizontal_filters * L + config.vertical_filters * d, d)
-        self.shopper = nn.Linear(V, d, bias=False)
+        self.shopper = nn.EmbeddingBag(V, d, mode="sum")
         self.dropout = nn.Dropout(config.dropout)
-        self.output = nn.Linear(2 * d, V)
+        self.output = nn.Linear(2 * d, len(self.explored))
         self.repeat = RepeatScore(V)
-        self.gate = nn.Linear(2 * d + 2, 1)
+        self.neighbours = NeighbourPool(V, config.pool_shoppers, config.pool_entries, config.neighbours)
+        self.gate = nn.Linear(2 * d + 3, 1)
         nn.init.normal_(self.item_embedding.weight, std=0.1)
         nn.init.normal_(self.shopper.weight, std=0.1)
         with torch.no_grad():
             self.item_embedding.weight[PAD].zero_()
 
+    def _convolutions(self, image):
+        """Caser's horizontal and vertical convolutions of the (B, L, d) image, as matrix products
+        over its windows (the same numbers as nn.Conv2d, several times faster on a CPU)."""
+        B, L, d = image.shape
+        features = []
+        for h, conv in enumerate(self.horizontal, start=1):
+            windows = image.unfold(1, h, 1).transpose(2, 3).reshape(B, L - h + 1, h * d)
+            features.append(F.relu(F.linear(windows, conv.weight.flatten(1), conv.bias)).amax(dim=1))
+        vertical = torch.einsum("bld,vl->bvd", image, self.vertical.weight.flatten(1)) + self.vertical.bias[:, None]
+        return torch.cat(features + [vertical.flatten(1)], dim=1)
+
     def forward(self, x, targets=None):
-        baskets, history = x.baskets, x.history
-        present = (baskets != PAD).unsqueeze(-1).to(history.dtype)  # (B, L, S, 1)
+        baskets = x.baskets
+        present = (baskets != PAD).unsqueeze(-1).to(x.weights.dtype)  # (B, L, S, 1)
         image = (self.item_embedding(baskets) * present).sum(2) / present.sum(2).clamp(min=1.0)  # (B, L, d)
-        image = image.unsqueeze(1)  # (B, 1, L, d)
-        horizontal = [F.relu(conv(image)).squeeze(3).amax(dim=2) for conv in self.horizontal]  # each (B, n_h)
-        vertical = self.vertical(image).flatten(1)  # (B, n_v * d)
-        sequence = F.relu(self.sequence(self.dropout(torch.cat(horizontal + [vertical], dim=1))))
-        shopper = self.shopper(history / history.sum(1, keepdim=True).clamp(min=1e-8))
+        sequence = F.relu(self.sequence(self.dropout(self._convolutions(image))))
+        B = len(baskets)
+        share = x.weights / torch.zeros(B, device=x.weights.device).index_add(0, x.rows, x.weights).clamp(min=1e-8)[x.rows]
+        offsets = torch.searchsorted(x.rows, torch.arange(B, device=x.rows.device))
+        shopper = self.shopper(x.items, offsets, per_sample_weights=share)
         hidden = torch.cat([sequence, shopper], dim=1)
-        bought = x.counts > 0
-        explore = _mask_special(self.output(hidden).masked_fill(bought, _MASKED))
-        repeat = self.repeat(x)
-        has_history = bought.any(dim=1, keepdim=True)
-        gate_input = torch.cat([hidden, torch.log1p(x.n_baskets).unsqueeze(1), bought.sum(1, keepdim=True).log1p()], 1)
-        gate = self.gate(gate_input).masked_fill(~has_history, _MASKED)  # logit of p(repeat)
-        scores = torch.where(
+
+        known = x.items >= len(SPECIAL_ITEMS)
+        rows, items = x.rows[known], x.items[known]
+        repeat = self.repeat(x, self._neighbour_features(x))[known]
+        repeat_norm = _segment_logsumexp(repeat, rows, B)  # -inf for a shopper with no product
+        has_history = torch.isfinite(repeat_norm)
+        repeat_share = torch.zeros(B, device=x.rows.device).index_put((x.rows,), x.features[:, _REPEAT_SHARE])
+        shopper_facts = torch.stack([torch.log1p(x.n_baskets), torch.bincount(rows, minlength=B).log1p(), repeat_share], 1)
+        position = self.explored.position[items]
+        explored = position >= 0
+        explore_left = torch.bincount(rows[explored], minlength=B) < len(self.explored)
+        gate = self.gate(torch.cat([hidden, shopper_facts], 1)).squeeze(1)  # the logit of p(repeat)
+        gate = gate.masked_fill(~explore_left, -_MASKED).masked_fill(~has_history, _MASKED)
+        repeat = F.logsigmoid(gate)[rows] + repeat - repeat_norm[rows]  # log p of each bought product
+        explore = self.output(hidden).index_put((rows[explored], position[explored]), torch.tensor(_MASKED))
+        explore = F.logsigmoid(-gate)[:, None] + F.log_softmax(explore, dim=1)  # (B, E)
+        if targets is not None:
+            return None, self._loss(rows, items, repeat, explore, targets)
+        scores = torch.full((B, self.config.n_items), _MASKED, device=explore.device)
+        scores[:, self.explored.items] = explore
+        scores[rows, items] = repeat
+        return scores, None
+
+    def _neighbour_features(self, x):
+        """(C, len(NEIGHBOUR_FEATURES)) of each bought cell."""
+        scores = self.neighbours(x)
+        B = len(scores)
+        at_cells = scores[x.rows, x.items]
+        own_largest = torch.zeros(B, device=scores.device).scatter_reduce(0, x.rows, x.weights, "amax", include_self=True)
+        over_own = at_cells / own_largest.clamp(min=1e-12)[x.rows]
+        tifu = _TIFU_ALPHA * x.features[:, _DECAYED_SHARE] + (1 - _TIFU_ALPHA) * over_own  # TIFU-KNN's score, scaled
+        return torch.stack([at_cells / scores.amax(dim=1).clamp(min=1e-12)[x.rows], over_own, torch.log(tifu.clamp(min=1e-6))], 1)
+
+    def _loss(self, rows, items, repeat, explore, targets):
+        """Multinomial NLL of the target baskets, over the products the model can name: those the
+        shopper bought before and the explore products (others are out of its reach)."""
+        n_items = self.config.n_items
+        cells = rows * n_items + items  # ascending: the input is sorted by row, then item
+        wanted = targets.rows * n_items + targets.items
+        found = torch.searchsorted(cells, wanted).clamp(max=max(len(cells) - 1, 0))
+        bought = cells[found] == wanted if len(cells) else torch.zeros_like(wanted, dtype=torch.bool)
+        position = self.explored.position[targets.items]
+        log_p = torch.where(
             bought,
-            F.logsigmoid(gate) + F.log_softmax(repeat, dim=1),
-            F.logsigmoid(-gate) + F.log_softmax(explore, dim=1),
+            repeat[found] if len(cells) else torch.zeros(len(wanted), device=wanted.device),
+            explore[targets.rows, position.clamp(min=0)],
         )
-        scores = _mask_special(scores)
-        loss = None if targets is None else multinomial_nll(scores, targets)
-        return scores, loss
+        reachable = bought | (position >= 0)
+        return -(log_p * reachable).sum() / max(len(targets), 1)
+
+
+def _segment_logsumexp(values, rows, n_rows):
+    """logsumexp of `values` per row (-inf for a row with none)."""
+    top = torch.full((n_rows,), -torch.inf, device=values.device).scatter_reduce(0, rows, values.detach(), "amax")
+    safe = top.clamp(min=-1e30)
+    sums = torch.zeros(n_rows, device=values.device).index_add(0, rows, torch.exp(values - safe[rows]))
+    return torch.log(sums) + safe
 
 
 # Autoencoder ---------------------------------------------------------------------------------
@@ -161,6 +292,7 @@ class AutoencoderConfig:
     kl_cap: float = 0.002  # Mult-VAE's beta ceiling (Liang et al.: 0.2 for a loss summed over a whole
     # history; ours sums over one basket, ~50x fewer items, and 0.02 or more over-regularises)
     kl_anneal_steps: int = 2000  # updates for beta to climb from 0 to the cap
+    products: int = 10_000  # reads and scores at most this many products, the most bought
     # The input: the shopper's time-decayed personal frequency vector.
     group_size: int = 7  # m: baskets per group
     within_decay: float = 0.9  # r_b: decay between baskets of a group
@@ -188,32 +320,49 @@ class ShopperAutoencoder(nn.Module):
         V, h, k = config.n_items, config.hidden_dim, config.latent_dim
         if V <= len(SPECIAL_ITEMS):
             raise ValueError("an autoencoder needs at least one product")
-        self.encoder = nn.Sequential(nn.Linear(V, h), nn.Tanh(), nn.Linear(h, 2 * k if config.variational else k))
-        self.decoder = nn.Sequential(nn.Linear(k, h), nn.Tanh(), nn.Linear(h, V))
+        self.products = CatalogSubset(V, config.products)
+        P = len(self.products)
+        self.encoder = nn.Sequential(nn.Linear(P, h), nn.Tanh(), nn.Linear(h, 2 * k if config.variational else k))
+        self.decoder = nn.Sequential(nn.Linear(k, h), nn.Tanh(), nn.Linear(h, P))
         self.dropout = nn.Dropout(config.dropout)
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))  # drives the KL annealing
 
     def encode(self, x):
-        history = x.history if hasattr(x, "history") else x
-        inputs = self.dropout(F.normalize(history, dim=1))
+        """(mean, log variance or None) of the shoppers of a data.NextBasketInput."""
+        n_rows = len(x.n_baskets)
+        columns = self.products.position[x.items]
+        read = columns >= 0
+        rows, columns, weights = x.rows[read], columns[read], x.weights[read]
+        norms = torch.zeros(n_rows, device=weights.device).index_add(0, rows, weights.pow(2)).sqrt()
+        values = self.dropout(weights / norms[rows].clamp(min=1e-12))
+        inputs = torch.sparse_coo_tensor(torch.stack([rows, columns]), values, (n_rows, len(self.products)), check_invariants=False)
         first, rest = self.encoder[0], self.encoder[1:]
         # A shopper bought a few products of many: the first layer reads only those (sparse x dense).
-        hidden = rest(torch.sparse.mm(inputs.to_sparse(), first.weight.t()) + first.bias)
+        hidden = rest(torch.sparse.mm(inputs, first.weight.t()) + first.bias)
         if not self.config.variational:
             return hidden, None
         mean, log_variance = hidden.chunk(2, dim=1)
         return mean, log_variance
 
     def forward(self, x, targets=None):
-        bought = (x.history if hasattr(x, "history") else x) > 0
+        """Logits of the products never bought (_MASKED elsewhere); with targets, the loss and no scores."""
+        n_rows = len(x.n_baskets)
+        columns = self.products.position[x.items]
+        bought = torch.zeros(n_rows, len(self.products), dtype=torch.bool, device=x.rows.device)
+        bought[x.rows[columns >= 0], columns[columns >= 0]] = True
         mean, log_variance = self.encode(x)
         z = mean
         if self.training and log_variance is not None:
             z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_variance)
-        scores = _mask_special(self.decoder(z).masked_fill(bought, _MASKED))
+        logits = self.decoder(z).masked_fill(bought, _MASKED)
         if targets is None:
+            scores = torch.full((n_rows, self.config.n_items), _MASKED, device=logits.device)
+            scores[:, self.products.items] = logits
             return scores, None
-        loss = multinomial_nll(scores, targets * ~bought)
+        wanted = torch.zeros_like(logits)
+        columns = self.products.position[targets.items]
+        wanted[targets.rows[columns >= 0], columns[columns >= 0]] = 1.0
+        loss = multinomial_nll(logits, wanted * ~bought)
         if self.training and log_variance is not None:  # validation loss: the likelihood alone
             kl = -0.5 * (1 + log_variance - mean.pow(2) - log_variance.exp()).sum(1).mean()
             steps = max(self.config.kl_anneal_steps, 1)
@@ -221,7 +370,7 @@ class ShopperAutoencoder(nn.Module):
             loss = loss + beta * kl
         if self.training:
             self.updates += 1
-        return scores, loss
+        return None, loss
 
     @torch.no_grad()
     def embed(self, x):
@@ -282,7 +431,7 @@ class PurchasePropensity(nn.Module):
 # Scoring ------------------------------------------------------------------------------------------
 
 #: The layers as wide as the catalog, which hold nearly all of a network's weights.
-CATALOG_LAYERS = {"NextBasketCNN": ("shopper", "output"), "ShopperAutoencoder": ("decoder.2",)}
+CATALOG_LAYERS = {"NextBasketCNN": ("output",), "ShopperAutoencoder": ("decoder.2",)}
 
 
 def cpu_scorer(model):
@@ -355,8 +504,7 @@ def shopper_embeddings(model, sequences, users=None, batch_size=1024):
     device = next(model.parameters()).device
     out = [
         model.embed(
-            model_inputs(sequences, users[s : s + batch_size], window=0, max_basket_size=0, decay=model.config.decay)
-            .history.to(device)
+            model_inputs(sequences, users[s : s + batch_size], window=0, max_basket_size=0, decay=model.config.decay).to(device)
         ).cpu()
         for s in range(0, len(users), batch_size)
     ]

@@ -12,7 +12,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from personalization.ml.data import NextBasketData, TensorData, item_statistics, purchase_labels, shopper_features
+from personalization.ml.data import (
+    SPECIAL_ITEMS,
+    NextBasketData,
+    TensorData,
+    decayed_frequency,
+    item_statistics,
+    purchase_labels,
+    shopper_features,
+    shopper_keys,
+)
 from personalization.ml.models import (
     AutoencoderConfig,
     NextBasketCNN,
@@ -156,11 +165,38 @@ PROPENSITY_TRAINING = TrainConfig(epochs=200, learning_rate=1e-2, patience=10)
 def train_next_basket(sequences, model_config=None, train_config=None, progress=None):
     """Builds a NextBasketCNN for these sequences' vocabulary and fits it on all their pairs."""
     model_config = replace(model_config or NextBasketConfig(), n_items=sequences.n_items)
+    pool = neighbour_pool(sequences, model_config)
+    model_config = replace(model_config, pool_shoppers=pool.shape[0], pool_entries=pool._nnz())
     train_config = train_config or NEXT_BASKET_TRAINING
     torch.manual_seed(train_config.seed)
     model = NextBasketCNN(model_config)
     model.repeat.item_statistics.copy_(item_statistics(sequences))
+    model.explored.set(most_bought(sequences, len(model.explored)))
+    model.neighbours.fill(pool, shopper_keys(sequences.user_ids[pool_rows(sequences, model_config)]))
     return fit(model, NextBasketData.for_model(sequences, model_config), train_config, progress)
+
+
+def pool_rows(sequences, config):
+    """The shoppers (rows) whose vectors form the neighbour pool: all, or the most recent
+    `config.max_pool_shoppers` (by their latest basket)."""
+    if config.neighbours == 0:
+        return np.zeros(0, dtype=np.int64)
+    if sequences.n_users <= config.max_pool_shoppers:
+        return np.arange(sequences.n_users)
+    latest = np.nan_to_num(sequences.basket_times[sequences.user_offsets[1:] - 1], nan=-np.inf)
+    return np.sort(np.argsort(-latest, kind="stable")[: config.max_pool_shoppers])
+
+
+def neighbour_pool(sequences, config):
+    """The time-decayed frequency vectors (sparse, pool shoppers x n_items) of the neighbour pool."""
+    return decayed_frequency(sequences, pool_rows(sequences, config), decay=config.decay)
+
+
+def most_bought(sequences, n):
+    """The `n` products in the most baskets (ties: the lower index first)."""
+    counts = np.bincount(sequences.items, minlength=sequences.n_items)
+    counts[: len(SPECIAL_ITEMS)] = -1
+    return np.argsort(-counts, kind="stable")[:n]
 
 
 def train_autoencoder(sequences, model_config=None, train_config=None, progress=None):
@@ -170,6 +206,7 @@ def train_autoencoder(sequences, model_config=None, train_config=None, progress=
     train_config = train_config or AUTOENCODER_TRAINING
     torch.manual_seed(train_config.seed)
     model = ShopperAutoencoder(model_config)
+    model.products.set(most_bought(sequences, len(model.products)))
     return fit(model, NextBasketData.for_model(sequences, model_config), train_config, progress)
 
 

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +19,8 @@ from personalization.ml.data import (
     decayed_frequency,
     item_statistics,
     model_inputs,
+    REPEAT_FEATURES,
+    repeat_features,
     prepare_frame,
     purchase_labels,
     shopper_features,
@@ -110,9 +114,32 @@ def test_model_inputs_hold_the_last_baskets_oldest_first_and_left_padded():
     x = model_inputs(sequences, window=3, max_basket_size=2, decay=Decay())
 
     assert x.baskets.tolist() == [[[PAD, PAD], [2, 3], [4, PAD]]]
-    assert x.counts[0].tolist() == [0, 0, 1, 1, 1]
-    assert x.recency[0].tolist() == [0, 0, 2, 2, 1]
+    assert x.rows.tolist() == [0, 0, 0] and x.items.tolist() == [2, 3, 4]
+    recency = x.features[:, REPEAT_FEATURES.index("inverse_recency")]
+    assert recency.tolist() == [0.5, 0.5, 1.0]
     assert x.n_baskets.tolist() == [2]
+
+
+def test_repeat_features_say_how_often_how_recently_and_whether_a_product_is_due():
+    # Days 1, 2, 3, 8: tea every basket but the latest, milk in the first and the latest.
+    sequences = build_sequences(order_lines({"u": [["tea", "milk"], ["tea"], ["tea", "jam"], ["milk"]]}))
+    sequences = dataclasses.replace(sequences, basket_times=sequences.basket_times[0] + np.array([0.0, 1.0, 2.0, 7.0]))
+    tea, milk, jam = sequences.vocabulary.encode(["tea", "milk", "jam"])
+
+    rows, items, weights, features = repeat_features(sequences, decay=Decay(7, 1.0, 1.0))
+    feature = {item: dict(zip(REPEAT_FEATURES, row)) for item, row in zip(items.tolist(), features.tolist())}
+
+    assert rows.tolist() == [0, 0, 0] and items.tolist() == sorted([tea, milk, jam])
+    np.testing.assert_allclose(weights[items.tolist().index(tea)], 3 / 4)  # 3 of 4 equal baskets
+    assert feature[tea]["rate"] == 0.75 and feature[milk]["rate"] == 0.5
+    assert feature[milk]["in_basket_1"] == 1.0 and feature[tea]["in_basket_1"] == 0.0 and feature[tea]["in_basket_2"] == 1.0
+    assert feature[tea]["inverse_recency"] == 0.5 and feature[jam]["bought_once"] == 1.0
+    # Tea: bought every basket, last 2 baskets ago -> twice its rhythm; days: 5 since, 1 apart.
+    assert feature[tea]["log_overdue_baskets"] == pytest.approx(np.log(2.0))
+    assert feature[tea]["log_days_since"] == pytest.approx(np.log1p(5.0) / 4)
+    assert feature[tea]["log_overdue_days"] == pytest.approx(np.log((5.0 + 1.0 + 7.0 / 3) / 2.0))
+    assert feature[jam]["log_overdue_days"] == 0.0
+    assert feature[tea]["repeat_share"] == pytest.approx(1 - 3 / 6)  # 6 lines, 3 products
 
 
 def test_pairs_predict_each_basket_from_the_ones_before(tiny_frame):
@@ -122,9 +149,11 @@ def test_pairs_predict_each_basket_from_the_ones_before(tiny_frame):
     x, targets = data.batch(np.arange(len(data)))
 
     assert len(data) == (4 - 1) + (3 - 1) + (3 - 1)
-    assert x.baskets.shape == (len(data), 2, 4) and targets.shape == (len(data), sequences.n_items)
-    assert torch.all(targets[:, : len(SPECIAL_ITEMS)] == 0)
-    assert torch.all((x.history > 0) == (x.counts > 0))
+    assert x.baskets.shape == (len(data), 2, 4) and targets.size == (len(data), sequences.n_items)
+    assert torch.all(targets.items >= len(SPECIAL_ITEMS)) and len(targets) == len(data)
+    dense = targets.dense()
+    assert dense.shape == (len(data), sequences.n_items) and dense.sum() == len(targets.items)
+    assert torch.all(x.history(sequences.n_items)[x.rows, x.items] > 0) and torch.all(x.weights > 0)
 
 
 def test_validation_holds_out_each_shoppers_last_pair(tiny_frame):

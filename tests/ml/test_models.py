@@ -44,12 +44,12 @@ def test_cnn_scores_every_item_and_returns_a_loss_only_with_targets(store):
     x, targets = a_batch(store, config)
 
     scores, no_loss = model(x)
-    _, loss = model(x, targets)
+    no_scores, loss = model(x, targets)
     loss.backward()
 
-    assert scores.shape == (8, store.n_items) and no_loss is None
+    assert scores.shape == (8, store.n_items) and no_loss is None and no_scores is None
     assert torch.isfinite(loss) and loss.item() > 0
-    assert model.repeat.prior[0].weight.grad is not None and model.output.weight.grad is not None
+    assert model.repeat.mlp[0].weight.grad is not None and model.output.weight.grad is not None
 
 
 def test_cnn_scores_are_log_probabilities_and_never_the_padding_or_unknown_entries(trained_cnn, store):
@@ -98,12 +98,27 @@ def test_autoencoder_scores_only_products_never_bought_and_embeds_shoppers(store
     model = ShopperAutoencoder(config)
     x, targets = a_batch(store, config)
 
-    scores, loss = model(x, targets)
+    scores, _ = model(x)
+    no_scores, loss = model(x, targets)
     embedding = model.embed(x)
 
-    assert scores.shape == (8, store.n_items) and torch.isfinite(loss)
-    assert torch.all(scores[x.counts > 0] < -1e8)
+    assert scores.shape == (8, store.n_items) and no_scores is None and torch.isfinite(loss)
+    assert torch.all(scores[x.rows, x.items] < -1e8)
     assert embedding.shape == (8, 8)
+
+
+def test_the_autoencoder_reads_and_scores_the_most_bought_products_only(store):
+    config = AutoencoderConfig(hidden_dim=16, latent_dim=4, products=6)
+    model = train_autoencoder(store, config, QUICK).model
+    counts = np.bincount(store.items, minlength=store.n_items)
+    counts[: len(SPECIAL_ITEMS)] = -1
+    most = np.argsort(-counts, kind="stable")[:6]
+
+    scores = score_shoppers(model, store, users=[0, 1])
+
+    assert sorted(model.products.items.tolist()) == sorted(most.tolist())
+    others = np.setdiff1d(np.arange(store.n_items), most)
+    assert torch.all(scores[:, others] < -1e8) and model.decoder[2].out_features == 6
 
 
 @pytest.mark.parametrize("variational", [False, True])
@@ -169,18 +184,57 @@ def test_model_inputs_of_a_session_match_the_models_window(store):
     assert x.baskets.shape == (1, SMALL_CNN.window, SMALL_CNN.max_basket_size)
 
 
-def test_repeat_score_grows_with_how_often_an_item_was_bought_whatever_its_weights():
-    torch.manual_seed(0)
-    sequences = build_sequences(order_lines({"u": [["a", "b", "c"], ["a", "b"], ["a"], ["a", "b", "c", "d"]]}))
-    config = NextBasketConfig(n_items=sequences.n_items, window=2, max_basket_size=4)
-    model = NextBasketCNN(config)
-    torch.nn.init.normal_(model.repeat.item_bias)  # any product prior
-    x = model_inputs(sequences, window=2, max_basket_size=4, decay=config.decay)
-    d = sequences.vocabulary.encode(["d"])[0]
-    more = x._replace(counts=x.counts.clone())
-    more.counts[0, d] = 3.0  # "d" bought 3 times instead of once, all else equal
+def test_the_explore_distribution_covers_the_most_bought_products_only(store):
+    config = NextBasketConfig(**{**SMALL_CNN.__dict__, "explore_products": 5})
+    model = train_next_basket(store, config, QUICK).model
+    counts = np.bincount(store.items, minlength=store.n_items)
+    counts[: len(SPECIAL_ITEMS)] = -1
 
-    assert model.repeat(more)[0, d] > model.repeat(x)[0, d]
+    assert sorted(model.explored.items.tolist()) == sorted(np.argsort(-counts, kind="stable")[:5].tolist())
+    scores = score_shoppers(model, store, users=[0])[0]
+    bought = np.unique(np.concatenate(store.baskets_of(0)))
+    reachable = set(bought.tolist()) | set(model.explored.items.tolist())
+    unreachable = [i for i in range(len(SPECIAL_ITEMS), store.n_items) if i not in reachable]
+    assert torch.all(scores[unreachable] < -1e8)
+    assert torch.allclose(scores.exp().sum(), torch.tensor(1.0), atol=1e-4)
+
+
+def test_the_neighbour_score_is_tifu_knn_s_and_never_counts_the_shopper_themself(store):
+    from personalization.ml.baselines import TifuKnn
+    from personalization.ml.data import decayed_frequency, shopper_keys
+    from personalization.ml.models import NeighbourPool
+
+    decay = Decay(3, 0.9, 0.8)
+    vectors = decayed_frequency(store, decay=decay)
+    pool = NeighbourPool(store.n_items, store.n_users, vectors._nnz(), neighbours=7)
+    pool.fill(vectors, shopper_keys(store.user_ids))
+    users = np.arange(10)
+
+    ours = pool(model_inputs(store, users, window=1, max_basket_size=4, decay=decay))
+
+    tifu = TifuKnn(group_size=3, within_decay=0.9, across_decay=0.8, neighbours=7, alpha=0.0).fit(store)
+    expected = tifu.score(store, users)[:, len(SPECIAL_ITEMS) :]
+    assert torch.allclose(ours[:, len(SPECIAL_ITEMS) :], expected, atol=1e-6)
+
+
+def test_a_trained_model_scores_the_same_from_its_checkpoint_without_the_training_data(trained_cnn, store):
+    from personalization.ml import checkpoint
+
+    loaded = checkpoint.load(checkpoint.save(trained_cnn, vocabulary=store.vocabulary)).model
+
+    assert loaded.config.pool_shoppers == store.n_users and loaded.config.pool_entries > 0
+    one = store.subset([3])  # scored alone: the neighbours come from the checkpoint
+    assert torch.allclose(score_shoppers(loaded, one), score_shoppers(trained_cnn, store, [3]), atol=1e-5)
+
+
+def test_the_convolutions_are_caser_s_horizontal_and_vertical_filters():
+    model = NextBasketCNN(NextBasketConfig(n_items=10, window=4, embedding_dim=6))
+    image = torch.randn(3, 4, 6)
+
+    as_conv2d = [torch.relu(conv(image.unsqueeze(1))).squeeze(3).amax(dim=2) for conv in model.horizontal]
+    as_conv2d.append(model.vertical(image.unsqueeze(1)).flatten(1))
+
+    assert torch.allclose(model._convolutions(image), torch.cat(as_conv2d, dim=1), atol=1e-6)
 
 
 # The CPU scorer -----------------------------------------------------------------------------------
@@ -215,8 +269,8 @@ def test_only_the_catalog_wide_layers_are_quantized_the_rest_is_shared(trained_a
     assert type(trained_autoencoder.decoder[2]) is torch.nn.Linear  # the original is untouched
 
     cnn = cpu_scorer(trained_cnn)
-    assert cnn.item_embedding is trained_cnn.item_embedding
-    assert all(isinstance(layer, torch.ao.nn.quantized.dynamic.Linear) for layer in (cnn.shopper, cnn.output))
+    assert cnn.item_embedding is trained_cnn.item_embedding and cnn.shopper is trained_cnn.shopper
+    assert isinstance(cnn.output, torch.ao.nn.quantized.dynamic.Linear)
 
 
 def test_the_network_itself_scores_when_quantizing_fails(trained_autoencoder, monkeypatch, caplog):
