@@ -107,7 +107,9 @@ def _learned_vectors(loaded):
     if isinstance(model, NextBasketCNN):
         weights = model.item_embedding.weight
     elif isinstance(model, ShopperAutoencoder):
-        weights = model.decoder[-1].weight
+        # It scores only its products (the most bought): theirs are the rows, the others' stay 0.
+        weights = torch.zeros(model.config.n_items, model.decoder[-1].weight.shape[1])
+        weights[model.products.items.cpu()] = model.decoder[-1].weight.detach().float().cpu()
     else:
         return None
     return F.normalize(weights.detach().float().cpu(), dim=1)
