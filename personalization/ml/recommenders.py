@@ -5,6 +5,8 @@ so that fitting trains them (early stopping, or a fixed number of epochs for a r
 """
 from dataclasses import replace
 
+import torch
+
 from personalization.ml.baselines import CoOccurrence, PersonalFrequency, Popularity, TifuKnn
 from personalization.ml.models import score_shoppers
 from personalization.ml.train import AUTOENCODER_TRAINING, NEXT_BASKET_TRAINING, train_autoencoder, train_next_basket
@@ -26,6 +28,7 @@ class NeuralRecommender:
         self.result = train(sequences, self.model_config, self.train_config)
         return self
 
+    @torch.no_grad()
     def score(self, sequences, users=None):
         return score_shoppers(self.result.model, sequences, users)
 
