@@ -188,7 +188,7 @@ class TifuKnn:
     #: Parameters that only change scoring: one fit and one neighbour search serve every value.
     SCORING_PARAMS = ("neighbours", "alpha")
 
-    def __init__(self, group_size=7, within_decay=0.9, across_decay=0.7, neighbours=300, alpha=0.7, chunk=128):
+    def __init__(self, group_size=7, within_decay=0.9, across_decay=0.7, neighbours=300, alpha=0.7, chunk=256):
         self.group_size = group_size
         self.within_decay = within_decay
         self.across_decay = across_decay
@@ -241,7 +241,7 @@ class TifuKnn:
         summed, done = torch.zeros_like(own), 0
         for k in wanted:
             if k > done:
-                summed += self._vector_sum(nearest[:, done:k])
+                summed = self._vector_sum(nearest[:, done:k]) + (summed if done else 0)
                 done = k
             for variant, out in zip(variants, scores):
                 if min(variant["neighbours"], most) == k:
@@ -251,7 +251,7 @@ class TifuKnn:
     def _vector_sum(self, nearest):
         """(rows x n_items): the sum of the fitted vectors of each row's `nearest` shoppers."""
         picks = torch.zeros(len(nearest), self.normalised.shape[0]).scatter_(1, nearest, 1.0)
-        return sparse_product(self.vectors, picks.t()).t()
+        return sparse_product(self.vectors, picks.t()).t().contiguous()  # contiguous first: adding is faster
 
     def params(self):
         return {
