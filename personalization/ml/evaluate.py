@@ -103,7 +103,7 @@ def leave_last_out(frame, min_baskets=3, skip=0, min_count=1):
 # Ranking and tuning -------------------------------------------------------------------------
 
 
-def rankings(score, sequences, users, n, discovery=False, chunk=512):
+def rankings(score, sequences, users, n, discovery=False, chunk=256):
     """[(ranked, discovery ranked or None)] per scoring: `score(rows)` gives a list of (len(rows) x
     n_items) scores (one model, or one model under several settings); each ranking is a (len(users),
     n) array of item indices, best first; discovery ranks only products the shopper never bought.
@@ -127,7 +127,7 @@ def rankings(score, sequences, users, n, discovery=False, chunk=512):
     return [(np.concatenate(ranked), np.concatenate(new) if discovery else None) for ranked, new in found]
 
 
-def recommend(model, sequences, users=None, n=20, exclude_bought=False, chunk=512):
+def recommend(model, sequences, users=None, n=20, exclude_bought=False, chunk=256):
     """(len(users), n) item indices, best first; with `exclude_bought`, only products each shopper
     never bought."""
     users = np.arange(sequences.n_users) if users is None else users
@@ -180,31 +180,40 @@ def _key(params):
     return tuple(sorted(params.items()))
 
 
-def coordinate_search(grid, measure):
+def coordinate_search(grid, measure, together=()):
     """(the best candidate of `grid`, {candidate key: what `measure` gave it}) by coordinate ascent.
 
     `grid` holds dicts with the same keys; `measure(candidates)` gives a (value, ...) tuple for each.
-    From the middle value of each parameter, every value of one parameter is tried with the others
-    fixed, the best kept, then the next parameter (in key order), until a round changes nothing.
-    A parameter's line is measured in one call, so candidates that share work can share it.
+    The parameters in `together` are not searched one by one: each setting of the others is measured
+    with every combination of them (they share work, e.g. one fit) and counts by its best. From the
+    middle value of each other parameter, every value of one is tried with the rest fixed, the best
+    kept, then the next parameter (in key order), until a round changes nothing.
     """
-    names = list(grid[0])
+    names = [n for n in grid[0] if n not in together]
     values = {n: list(dict.fromkeys(p[n] for p in grid)) for n in names}
-    middle = {n: values[n][len(values[n]) // 2] for n in names}
-    current = middle if middle in grid else grid[0]
+    settings = list(dict.fromkeys(_key({n: p[n] for n in names}) for p in grid))
+    current = _key({n: values[n][len(values[n]) // 2] for n in names})
+    current = current if current in settings else settings[0]
     seen = {}
+
+    def plane(setting):
+        return [p for p in grid if _key({n: p[n] for n in names}) == setting]
+
+    def best_of(setting):
+        return max(plane(setting), key=lambda p: seen[_key(p)][0])
+
     moved = True
     while moved:
         moved = False
         for varied in names or [None]:
-            line = [p for p in grid if all(p[n] == current[n] for n in names if n != varied)]
-            todo = [p for p in line if _key(p) not in seen]
+            line = [t for t in settings if all(a == b for (n, a), (_, b) in zip(t, current) if n != varied)]
+            todo = [p for t in line for p in plane(t) if _key(p) not in seen]
             if todo:
                 seen.update(zip(map(_key, todo), measure(todo)))
-            best = max(line, key=lambda p: seen[_key(p)][0])
-            if seen[_key(best)][0] > seen[_key(current)][0]:
+            best = max(line, key=lambda t: seen[_key(best_of(t))][0])
+            if seen[_key(best_of(best))][0] > seen[_key(best_of(current))][0]:
                 current, moved = best, True
-    return current, seen
+    return best_of(current), seen
 
 
 def tune(name, validation, ks=(10, 20), seed=0):
@@ -214,7 +223,12 @@ def tune(name, validation, ks=(10, 20), seed=0):
     build, grid = candidates(name, seed)
     metric = selection_metric(name, ks)
     bought = validation.bought()
-    best, seen = coordinate_search(grid, lambda line: _selection_values(build, line, validation, metric, bought))
+    together = getattr(build(grid[0]), "SCORING_PARAMS", ())  # one fit scores all their combinations
+
+    def measure(line):
+        return _selection_values(build, line, validation, metric, bought)
+
+    best, seen = coordinate_search(grid, measure, together)
     value, params = seen[_key(best)]
     return params, {metric: value}
 

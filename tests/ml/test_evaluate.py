@@ -193,6 +193,21 @@ def test_coordinate_search_climbs_one_parameter_at_a_time_and_measures_each_cand
     assert len(measured) == len(set(measured)) == len(seen) < len(grid)
 
 
+def test_parameters_searched_together_are_measured_in_every_combination_with_each_setting():
+    grid = [{"alpha": a, "decay": d} for a in (0.5, 0.7, 0.9) for d in (0.6, 0.8, 1.0)]
+    best_pair = {"alpha": 0.9, "decay": 0.6}  # one step at a time from the middle, alpha would stay at 0.7
+    calls = []
+
+    def measure(line):
+        calls.append(line)
+        return [(1.0 if p == best_pair else 0.5 if p["alpha"] == 0.7 else 0.0,) for p in line]
+
+    best, _ = coordinate_search(grid, measure, together=("alpha",))
+
+    assert best == best_pair
+    assert all(len(line) % 3 == 0 for line in calls)  # each decay with all three alphas, in one call
+
+
 def test_coordinate_search_of_a_single_candidate_measures_it():
     best, seen = coordinate_search([{}], lambda line: [(0.5,)] * len(line))
 
