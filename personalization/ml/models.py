@@ -89,30 +89,27 @@ class NeighbourPool(nn.Module):
     """TIFU-KNN's neighbour score inside the network (Hu et al., SIGIR 2020): the mean time-decayed
     frequency vector of the k training shoppers most like this one (cosine similarity), a shopper
     never being their own neighbour (matched by data.shopper_keys). The training shoppers' vectors
-    are buffers, kept sparse, so a checkpoint serves without the training data. Products of sparse
-    COO matrices (torch's CSR x CSR product leaks memory on a CPU: pytorch/pytorch#109445)."""
+    are buffers, kept sparse (by product), so a checkpoint serves without the training data."""
 
     def __init__(self, n_items, shoppers, entries, neighbours):
         super().__init__()
         self.n_items, self.neighbours = n_items, min(neighbours, shoppers)
         self.register_buffer("keys", torch.zeros(shoppers, dtype=torch.long))
         self.register_buffer("norms", torch.zeros(shoppers))
-        # The entries, by shopper then product; `by_item` orders them by product then shopper.
-        self.register_buffer("shoppers", torch.zeros(entries, dtype=torch.int32))
+        # The (product, shopper, value) entries of the vectors, sorted by product, then shopper.
         self.register_buffer("items", torch.zeros(entries, dtype=torch.int32))
+        self.register_buffer("shoppers", torch.zeros(entries, dtype=torch.int32))
         self.register_buffer("values", torch.zeros(entries))
-        self.register_buffer("by_item", torch.zeros(entries, dtype=torch.int32))
 
     def fill(self, vectors, keys):
         """`vectors`: sparse COO (shoppers x n_items) time-decayed frequencies; `keys` their shopper keys."""
-        vectors = vectors.coalesce()
-        shoppers, items = vectors.indices()
+        by_item = vectors.t().coalesce()
+        items, shoppers = by_item.indices()
         self.keys.copy_(torch.as_tensor(keys))
-        self.norms.copy_(torch.zeros(len(self.keys)).index_add_(0, shoppers, vectors.values().pow(2)).sqrt())
-        self.shoppers.copy_(shoppers)
+        self.norms.copy_(torch.zeros(len(self.keys)).index_add_(0, shoppers, by_item.values().pow(2)).sqrt())
         self.items.copy_(items)
-        self.values.copy_(vectors.values())
-        self.by_item.copy_(torch.from_numpy(np.lexsort((shoppers.numpy(), items.numpy()))))
+        self.shoppers.copy_(shoppers)
+        self.values.copy_(by_item.values())
 
     @torch.no_grad()
     def forward(self, x):
@@ -122,16 +119,19 @@ class NeighbourPool(nn.Module):
             return torch.zeros(n_rows, self.n_items, device=x.weights.device)
         norms = torch.zeros(n_rows, device=x.weights.device).index_add(0, x.rows, x.weights.pow(2)).sqrt()
         query = _coo(x.rows, x.items, x.weights / norms[x.rows].clamp(min=1e-12), (n_rows, self.n_items))
-        order = self.by_item.long()
-        shoppers = self.shoppers.long()[order]
-        unit = _coo(self.items.long()[order], shoppers, self.values[order] / self.norms[shoppers], (self.n_items, n_pool))
+        items, shoppers = self.items.long(), self.shoppers.long()
+        unit = _coo(items, shoppers, self.values / self.norms[shoppers], (self.n_items, n_pool))
         similarity = sparse_product(query, unit).to_dense()
         similarity = similarity.masked_fill(x.keys[:, None] == self.keys[None, :], -torch.inf)
-        nearest = similarity.topk(k, dim=1).indices.sort(dim=1).values
-        rows = torch.arange(n_rows, device=nearest.device).repeat_interleave(k)
-        picks = _coo(rows, nearest.flatten(), torch.full((n_rows * k,), 1.0 / k, device=nearest.device), (n_rows, n_pool))
-        vectors = _coo(self.shoppers.long(), self.items.long(), self.values, (n_pool, self.n_items))
-        return sparse_product(picks, vectors).to_dense()
+        nearest = similarity.topk(k, dim=1).indices
+        picks = torch.zeros(n_pool, n_rows, device=nearest.device)
+        picks[nearest, torch.arange(n_rows, device=nearest.device)[:, None]] = 1.0 / k
+        # Sparse (products x pool) times dense (pool x B): several times faster than sparse x sparse.
+        crow = torch.cat([items.new_zeros(1), torch.bincount(items, minlength=self.n_items).cumsum(0)])
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            vectors = torch.sparse_csr_tensor(crow, shoppers, self.values, (self.n_items, n_pool), check_invariants=False)
+            return torch.sparse.mm(vectors, picks).t()
 
 
 def _coo(rows, columns, values, size):
@@ -436,10 +436,12 @@ CATALOG_LAYERS = {"NextBasketCNN": ("output",), "ShopperAutoencoder": ("decoder.
 
 def cpu_scorer(model):
     """The network for scoring shoppers on a CPU: a copy whose catalog-wide layers keep their weights
-    in int8 (PyTorch's dynamic quantization; activations are quantized per call). Scoring one
-    shopper reads the whole catalog's weights, so a quarter of the bytes makes it 5-20x faster;
-    the scores move by about 1% of their range. The other layers are shared with `model`, not
-    copied. `model` itself when it is not on a CPU, has no such layers, or the quantized engine fails."""
+    in int8 (PyTorch's dynamic quantization). Scoring one shopper reads the whole catalog's weights,
+    so a quarter of the bytes makes it 5-20x faster; the scores move by about 1% of their range.
+    Dynamic quantization scales its input by the whole call's range, so each shopper goes through
+    those layers alone (ShopperByShopper): a shopper's scores never depend on who else is in the
+    batch. The other layers are shared with `model`, not copied. `model` itself when it is not on a
+    CPU, has no such layers, or the quantized engine fails."""
     names = CATALOG_LAYERS.get(type(model).__name__)
     if not names or next(model.parameters()).device.type != "cpu":
         return model
@@ -450,10 +452,28 @@ def cpu_scorer(model):
     except Exception:  # an engine this build lacks
         logger.warning("Scoring with the float32 %s: dynamic quantization failed", type(model).__name__, exc_info=True)
         return model
+    for name in names:
+        parent, _, child = name.rpartition(".")
+        holder = scorer.get_submodule(parent) if parent else scorer
+        setattr(holder, child, ShopperByShopper(getattr(holder, child)))
     for name, child in model.named_children():
         if not any(layer == name or layer.startswith(name + ".") for layer in names):
             setattr(scorer, name, child)
     return scorer.eval()
+
+
+class ShopperByShopper(nn.Module):
+    """Runs `layer` on each shopper's rows (the first dimension) apart, so that what it computes for
+    one shopper is the same in any batch."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        if x.dim() < 2 or len(x) == 1:
+            return self.layer(x)
+        return torch.cat([self.layer(row) for row in x.split(1)])
 
 
 @torch.no_grad()

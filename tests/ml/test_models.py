@@ -265,12 +265,24 @@ def test_only_the_catalog_wide_layers_are_quantized_the_rest_is_shared(trained_a
 
     scorer = cpu_scorer(trained_autoencoder)
     assert scorer.encoder is trained_autoencoder.encoder  # shared, not copied
-    assert isinstance(scorer.decoder[2], torch.ao.nn.quantized.dynamic.Linear)
+    assert isinstance(scorer.decoder[2].layer, torch.ao.nn.quantized.dynamic.Linear)
     assert type(trained_autoencoder.decoder[2]) is torch.nn.Linear  # the original is untouched
 
     cnn = cpu_scorer(trained_cnn)
     assert cnn.item_embedding is trained_cnn.item_embedding and cnn.shopper is trained_cnn.shopper
-    assert isinstance(cnn.output, torch.ao.nn.quantized.dynamic.Linear)
+    assert isinstance(cnn.output.layer, torch.ao.nn.quantized.dynamic.Linear)
+
+
+@pytest.mark.parametrize("which", ["trained_cnn", "trained_autoencoder"])
+def test_the_cpu_scorer_scores_a_shopper_the_same_alone_as_in_any_batch(request, store, which):
+    from personalization.ml.models import cpu_scorer
+
+    scorer = cpu_scorer(request.getfixturevalue(which))
+    together = score_shoppers(scorer, store)
+    alone = torch.cat([score_shoppers(scorer, store, [user]) for user in range(store.n_users)])
+
+    # Quantizing a whole batch's activations at once would tie each shopper's scores to the others'.
+    torch.testing.assert_close(together, alone, rtol=0, atol=1e-5)
 
 
 def test_the_network_itself_scores_when_quantizing_fails(trained_autoencoder, monkeypatch, caplog):

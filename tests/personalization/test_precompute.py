@@ -79,5 +79,5 @@ def test_requests_and_batches_score_with_one_int8_scorer_per_loaded_version(trai
     network = scoring.scorer(checkpoint)
 
     assert scoring.scorer(checkpoint) is network  # made once per loaded version
-    assert isinstance(network.decoder[2], torch.ao.nn.quantized.dynamic.Linear)
+    assert isinstance(network.decoder[2].layer, torch.ao.nn.quantized.dynamic.Linear)
     assert checkpoint.model.decoder[2].weight.dtype == torch.float32  # item vectors still read the original
