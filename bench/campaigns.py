@@ -87,9 +87,9 @@ def product_categories():
 
 
 def order_lines(categories):
-    """Every household's purchases, prepared as the plugin's models read them (ml.data.prepare_frame):
+    """Every household's purchases, prepared as the plugin's models read them (ml.orders.prepare_frame):
     one row per basket and product, quantity <= 0 and negative sales left out."""
-    from personalization.ml.data import prepare_frame
+    from personalization.ml.orders import prepare_frame
 
     lines = read_table("transactions", TRANSACTION_COLUMNS)
     lines = lines[(lines["quantity"] > 0) & (lines["sales_value"] >= 0)]
@@ -141,7 +141,8 @@ def campaigns_after(cutoff, categories):
 def train_models(lines, cutoff, args):
     """The plugin's models, trained on the purchases before `cutoff`: (propensity model and its
     feature columns, {household: segment} or None)."""
-    from personalization.ml.data import build_sequences, item_categories, to_days
+    from personalization.ml.orders import to_days
+    from personalization.ml.sequences import build_sequences, item_categories
     from personalization.ml.models import segment_shoppers
     from personalization.ml.train import AUTOENCODER_TRAINING, propensity_data, train_autoencoder, train_propensity
 
@@ -161,7 +162,8 @@ def train_models(lines, cutoff, args):
 
 def campaign_rows(campaign, lines, redemptions, models, segment_of):
     """One row per targeted household of `campaign`: its label and every score."""
-    from personalization.ml.data import shopper_features, to_days
+    from personalization.ml.features import shopper_features
+    from personalization.ml.orders import to_days
     from personalization.services import audiences
 
     (propensity, columns) = models

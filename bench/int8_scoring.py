@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from personalization.ml.data import BasketSequences  # noqa: E402
+from personalization.ml.sequences import BasketSequences  # noqa: E402
 from personalization.ml.evaluate import candidates, leave_last_out, ranking_metrics, top_items  # noqa: E402
 from personalization.ml.models import (  # noqa: E402
     AutoencoderConfig,

@@ -223,7 +223,7 @@ def train_models(seed):
     """One epoch of each network on every stored purchase, published and activated."""
     from personalization import registry
     from personalization.ml import checkpoint
-    from personalization.ml.data import build_sequences
+    from personalization.ml.sequences import build_sequences
     from personalization.ml.train import TrainConfig, train_autoencoder, train_next_basket
     from personalization.models import ModelKind
     from personalization.services.frames import purchase_frame

@@ -43,8 +43,10 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from personalization.ml.baselines import TifuKnn  # noqa: E402
-from personalization.ml.data import SPECIAL_ITEMS, BasketSequences, Vocabulary, build_sequences, model_inputs, prepare_frame  # noqa: E402
-from personalization.ml.models import AutoencoderConfig, NextBasketCNN, NextBasketConfig, ShopperAutoencoder  # noqa: E402
+from personalization.ml.batches import model_inputs  # noqa: E402
+from personalization.ml.orders import prepare_frame  # noqa: E402
+from personalization.ml.sequences import SPECIAL_ITEMS, BasketSequences, Vocabulary, build_sequences  # noqa: E402
+from personalization.ml.models import NextBasketCNN, ShopperAutoencoder  # noqa: E402
 from personalization.ml.train import (  # noqa: E402
     AUTOENCODER_TRAINING,
     NEXT_BASKET_TRAINING,

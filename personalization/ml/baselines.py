@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from personalization.ml.data import SPECIAL_ITEMS, Decay, decayed_frequency, sparse_matrix, sparse_product
+from personalization.ml.features import Decay, decayed_frequency, sparse_matrix, sparse_product
+from personalization.ml.sequences import SPECIAL_ITEMS
 
 _MASKED = -1e9
 

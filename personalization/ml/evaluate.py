@@ -18,14 +18,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from personalization.ml.data import (
-    SPECIAL_ITEMS,
-    BasketSequences,
-    build_sequences,
-    history_entries,
-    last_order_ranks,
-    prepare_frame,
-)
+from personalization.ml.features import history_entries
+from personalization.ml.orders import last_order_ranks, prepare_frame
+from personalization.ml.sequences import SPECIAL_ITEMS, BasketSequences, build_sequences
 from personalization.ml.metrics import (
     METRICS,
     mean_metrics,

@@ -14,7 +14,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from personalization.ml.data import PAD, REPEAT_FEATURES, SPECIAL_ITEMS, BasketSequences, Decay, model_inputs, sparse_product
+from personalization.ml.batches import model_inputs
+from personalization.ml.features import REPEAT_FEATURES, Decay, sparse_product
+from personalization.ml.sequences import PAD, SPECIAL_ITEMS, BasketSequences
 
 logger = logging.getLogger("personalization.ml")
 
@@ -88,7 +90,7 @@ class CatalogSubset(nn.Module):
 class NeighbourPool(nn.Module):
     """TIFU-KNN's neighbour score inside the network (Hu et al., SIGIR 2020): the mean time-decayed
     frequency vector of the k training shoppers most like this one (cosine similarity), a shopper
-    never being their own neighbour (matched by data.shopper_keys). The training shoppers' vectors
+    never being their own neighbour (matched by sequences.shopper_keys). The training shoppers' vectors
     are buffers, kept sparse (by product), so a checkpoint serves without the training data."""
 
     def __init__(self, n_items, shoppers, entries, neighbours):

@@ -12,16 +12,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from personalization.ml.data import (
-    SPECIAL_ITEMS,
-    NextBasketData,
-    TensorData,
-    decayed_frequency,
-    item_statistics,
-    purchase_labels,
-    shopper_features,
-    shopper_keys,
-)
+from personalization.ml.batches import NextBasketData, TensorData
+from personalization.ml.features import decayed_frequency, item_statistics, purchase_labels, shopper_features
+from personalization.ml.sequences import SPECIAL_ITEMS, shopper_keys
 from personalization.ml.models import (
     AutoencoderConfig,
     NextBasketCNN,

@@ -163,7 +163,7 @@ def segment_members(segment):
     (extra "segments") but not who is in each. Training's segmentation is run again on the same
     shoppers' purchases (those up to the model's data window), which gives back the same clusters.
     """
-    from personalization.ml.data import build_sequences, item_categories
+    from personalization.ml.sequences import build_sequences, item_categories
     from personalization.ml.models import segment_shoppers
 
     loaded = registry.load_active(ModelKind.AUTOENCODER)
@@ -206,7 +206,7 @@ def propensity_scores(model, frame, at, features=None):
     `frame` (the import format, or prepared) before `at`; `features`: the columns it learned from."""
     import torch
 
-    from personalization.ml.data import shopper_features
+    from personalization.ml.features import shopper_features
 
     table = shopper_features(frame, pd.Timestamp(at))
     columns = features or list(table.columns)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from personalization.ml.data import SPECIAL_ITEMS
+from personalization.ml.sequences import SPECIAL_ITEMS
 from personalization.models import ModelKind, Placement
 from personalization.services import event_stats, explanations as why
 from personalization.services.scoring import ModelUnavailable, encode, encoded_baskets, item_space, require, score_baskets, served

@@ -19,17 +19,8 @@ import torch
 from personalization import registry
 from personalization.ml import checkpoint, evaluate
 from personalization.ml.baselines import PersonalFrequency, TifuKnn
-from personalization.ml.data import (
-    PAD,
-    SPECIAL_ITEMS,
-    UNKNOWN,
-    Vocabulary,
-    build_sequences,
-    data_window,
-    item_categories,
-    prepare_frame,
-    to_days,
-)
+from personalization.ml.orders import data_window, prepare_frame, to_days
+from personalization.ml.sequences import PAD, SPECIAL_ITEMS, UNKNOWN, Vocabulary, build_sequences, item_categories
 from personalization.ml.models import score_shoppers, segment_shoppers
 from personalization.ml.train import (
     AUTOENCODER_TRAINING,

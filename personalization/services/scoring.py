@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from personalization import registry
 from personalization.ml.baselines import PersonalFrequency, TifuKnn
-from personalization.ml.data import SPECIAL_ITEMS, BasketSequences
+from personalization.ml.sequences import SPECIAL_ITEMS, BasketSequences
 from personalization.ml.models import NextBasketCNN, ShopperAutoencoder, cpu_scorer, score_shoppers
 from personalization.models import ModelKind
 
@@ -96,7 +96,7 @@ def scorer(checkpoint):
 
 
 class ItemSpace(NamedTuple):
-    vocabulary: object  # ml.data.Vocabulary
+    vocabulary: object  # ml.sequences.Vocabulary
     vectors: torch.Tensor  # (len(vocabulary), d) unit vectors
 
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from personalization.ml.baselines import CoOccurrence, PersonalFrequency, Popularity, TifuKnn
-from personalization.ml.data import build_sequences
+from personalization.ml.sequences import build_sequences
 
 from .conftest import order_lines
 

@@ -6,7 +6,8 @@ import torch
 
 from personalization.ml import __version__, checkpoint
 from personalization.ml.baselines import CoOccurrence, PersonalFrequency, Popularity, TifuKnn
-from personalization.ml.data import build_sequences, data_window
+from personalization.ml.orders import data_window
+from personalization.ml.sequences import build_sequences
 from personalization.ml.models import (
     AutoencoderConfig,
     NextBasketCNN,

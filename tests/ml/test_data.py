@@ -5,27 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
-from personalization.ml.data import (
-    PAD,
-    SPECIAL_ITEMS,
-    UNKNOWN,
-    BasketSequences,
-    Decay,
-    NextBasketData,
-    batch_indices,
-    Vocabulary,
-    build_sequences,
-    data_window,
-    decayed_frequency,
-    item_statistics,
-    model_inputs,
-    REPEAT_FEATURES,
-    repeat_features,
-    prepare_frame,
-    purchase_labels,
-    shopper_features,
-    tifu_weights,
-)
+from personalization.ml.batches import NextBasketData, batch_indices, model_inputs
+from personalization.ml.features import REPEAT_FEATURES, Decay, decayed_frequency, item_statistics, purchase_labels, repeat_features, shopper_features, tifu_weights
+from personalization.ml.orders import data_window, prepare_frame
+from personalization.ml.sequences import PAD, SPECIAL_ITEMS, UNKNOWN, BasketSequences, Vocabulary, build_sequences
 
 from .conftest import order_lines
 

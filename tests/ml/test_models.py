@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from personalization.ml.data import SPECIAL_ITEMS, Decay, NextBasketData, build_sequences, model_inputs
+from personalization.ml.batches import NextBasketData, model_inputs
+from personalization.ml.features import Decay
+from personalization.ml.sequences import SPECIAL_ITEMS, build_sequences
 from personalization.ml.models import (
     AutoencoderConfig,
     NextBasketCNN,
@@ -201,7 +203,8 @@ def test_the_explore_distribution_covers_the_most_bought_products_only(store):
 
 def test_the_neighbour_score_is_tifu_knn_s_and_never_counts_the_shopper_themself(store):
     from personalization.ml.baselines import TifuKnn
-    from personalization.ml.data import decayed_frequency, shopper_keys
+    from personalization.ml.features import decayed_frequency
+    from personalization.ml.sequences import shopper_keys
     from personalization.ml.models import NeighbourPool
 
     decay = Decay(3, 0.9, 0.8)

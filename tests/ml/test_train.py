@@ -3,7 +3,9 @@ import pandas as pd
 import pytest
 import torch
 
-from personalization.ml.data import Decay, NextBasketData, TensorData, build_sequences
+from personalization.ml.batches import NextBasketData, TensorData
+from personalization.ml.features import Decay
+from personalization.ml.sequences import build_sequences
 from personalization.ml.models import NextBasketCNN, NextBasketConfig, PropensityConfig, PurchasePropensity
 from personalization.ml.train import TrainConfig, choose_device, fit, train_next_basket, train_propensity
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from personalization import registry
 from personalization.ml import checkpoint
-from personalization.ml.data import build_sequences
+from personalization.ml.sequences import build_sequences
 from personalization.ml.train import TrainConfig, train_autoencoder, train_next_basket
 from personalization.models import Event, EventKind, ModelKind
 from personalization.services.frames import purchase_frame

@@ -17,7 +17,7 @@ from personalization.models import Coupon, Event, EventKind, Placement
 from personalization.services import explanations, ranking
 from shop.models import Cart, CartLine
 from tests.factories import UserFactory
-from tests.personalization.coupon_factories import CouponCampaignFactory, CouponFactory
+from tests.personalization.coupon_factories import CouponFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("model_files")]
 

@@ -126,7 +126,8 @@ def shoppers_with_tastes(n_shoppers=16):
 
 def publish_active_autoencoder():
     """An autoencoder checkpoint as training publishes it: with its segments in `extra`."""
-    from personalization.ml.data import build_sequences, data_window, item_categories
+    from personalization.ml.orders import data_window
+    from personalization.ml.sequences import build_sequences, item_categories
 
     frame = purchase_frame()
     sequences = build_sequences(frame)
@@ -170,7 +171,7 @@ def test_a_segment_audience_needs_an_active_autoencoder_and_an_existing_segment(
 def recency_propensity():
     """A propensity model that is sure a shopper who ordered yesterday orders again and one who
     ordered a month ago does not: p = sigmoid(5 - days since the last order)."""
-    from personalization.ml.data import PROPENSITY_FEATURES
+    from personalization.ml.features import PROPENSITY_FEATURES
 
     model = PurchasePropensity(PropensityConfig(n_features=len(PROPENSITY_FEATURES)))
     with torch.no_grad():
@@ -181,7 +182,7 @@ def recency_propensity():
 
 
 def publish_active_propensity():
-    from personalization.ml.data import PROPENSITY_FEATURES
+    from personalization.ml.features import PROPENSITY_FEATURES
 
     artifact = checkpoint.save(recency_propensity(), extra={"features": list(PROPENSITY_FEATURES)})
     registry.activate(registry.publish("propensity", artifact))
@@ -295,7 +296,7 @@ def test_purchase_shares_count_lines_in_any_of_the_categories_or_products_per_sh
 
 
 def test_propensity_scores_read_only_the_orders_before_the_moment_scored():
-    from personalization.ml.data import PROPENSITY_FEATURES
+    from personalization.ml.features import PROPENSITY_FEATURES
 
     lines = order_lines(
         ("regular", "1", "p1", "2024-03-30T12:00:00", "Fruit"),

@@ -15,7 +15,6 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from personalization import events
 from personalization.events import Shopper
 from personalization.models import Event, EventKind, Experiment, ExperimentArm, ExperimentExposure, Placement
 from personalization.services import experiment_stats, experiments, ranking

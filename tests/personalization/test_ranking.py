@@ -8,7 +8,7 @@ from personalization import events, registry
 from personalization.events import Shopper
 from personalization.ml import checkpoint
 from personalization.ml.baselines import PersonalFrequency, TifuKnn
-from personalization.ml.data import SPECIAL_ITEMS, Vocabulary, build_sequences
+from personalization.ml.sequences import SPECIAL_ITEMS, Vocabulary, build_sequences
 from personalization.ml.train import TrainConfig, train_autoencoder
 from personalization.models import Event, EventKind, ModelKind, Placement
 from personalization.services import explanations, ranking

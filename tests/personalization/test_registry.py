@@ -6,7 +6,7 @@ from personalization import registry
 from personalization.ml import __version__ as MODEL_CODE_VERSION
 from personalization.ml import checkpoint
 from personalization.ml.baselines import PersonalFrequency
-from personalization.ml.data import SPECIAL_ITEMS, BasketSequences, Vocabulary
+from personalization.ml.sequences import SPECIAL_ITEMS, BasketSequences, Vocabulary
 from personalization.models import ModelVersion
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("model_files")]
