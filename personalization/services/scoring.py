@@ -73,16 +73,18 @@ def score_baskets(checkpoint, baskets):
     return model.score(sequences)
 
 
-_derived = {}  # (what, checkpoint kind) -> (checkpoint, what was made from it), per process
+_derived = {}  # (what, checkpoint kind) -> [(checkpoint, what was made from it)], per process
 
 
 def _per_version(what, checkpoint, make):
-    """make(checkpoint), made once per loaded version of the checkpoint's kind."""
-    cached = _derived.get((what, checkpoint.kind))
-    if cached is not None and cached[0] is checkpoint:
-        return cached[1]
+    """make(checkpoint), made once per loaded version, for as many versions of a kind as the
+    registry keeps loaded (the active one and an experiment arm's)."""
+    kept = _derived.setdefault((what, checkpoint.kind), [])
+    for loaded, made in kept:
+        if loaded is checkpoint:
+            return made
     made = make(checkpoint)
-    _derived[(what, checkpoint.kind)] = (checkpoint, made)
+    kept[:] = [*kept, (checkpoint, made)][-registry.LOADED_PER_KIND :]
     return made
 
 
