@@ -16,7 +16,7 @@ import uuid
 
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Case, Max, Q, When
 from django.utils import timezone
 
 from personalization.cache import cache
@@ -26,7 +26,9 @@ from personalization.models import ModelVersion
 logger = logging.getLogger("personalization.registry")
 
 ACTIVE_CHECK_SECONDS = 10
-_loaded = {}  # kind -> (version id, loaded object), per process
+#: Loaded versions kept per kind and process: the active one, and one an experiment arm serves.
+LOADED_PER_KIND = 2
+_loaded = {}  # kind -> {version id: (loaded object or None, retry after)}, oldest first, per process
 _lock = threading.Lock()
 
 
@@ -150,30 +152,35 @@ def load(version):
 
 
 def load_active(kind):
-    """The loaded checkpoint of the active version of `kind`, cached per process.
+    """The loaded checkpoint of the version of `kind` that serves here: the active one, or the one
+    pinned for the block (an experiment arm's). Cached per process, LOADED_PER_KIND versions a kind.
 
     A missing or corrupt artifact is logged and the versions active before it are tried in turn;
     None means nothing can serve and the caller falls back (to popularity)."""
     version_id = _active_id(kind)
-    cached = _loaded.get(kind)
+    loaded = _loaded.setdefault(kind, {})
+    cached = loaded.get(version_id)
     # A loaded model serves until another version is activated; "nothing can load" is believed for
     # ACTIVE_CHECK_SECONDS, so a store with no model yet doesn't query and retry on every request.
-    if cached and cached[0] == version_id and (cached[1] is not None or time.monotonic() < cached[2]):
-        return cached[1]
+    if cached and (cached[0] is not None or time.monotonic() < cached[1]):
+        loaded[version_id] = loaded.pop(version_id, cached)  # the most recently used last
+        return cached[0]
     with _lock:
-        candidates = ModelVersion.objects.filter(kind=kind, activated_at__isnull=False).order_by(
-            "-is_active", "-activated_at"
+        candidates = ModelVersion.objects.filter(Q(pk=version_id) | Q(activated_at__isnull=False), kind=kind).order_by(
+            Case(When(pk=version_id, then=0), default=1), "-is_active", "-activated_at"
         )
+        found = None
         for version in candidates:
             try:
-                loaded = load(version)
+                found = load(version)
+                break
             except Exception:
                 logger.exception("Cannot load %s from %s; trying the version active before it", version, version.artifact.name)
-                continue
-            _loaded[kind] = (version_id, loaded, None)
-            return loaded
-        _loaded[kind] = (version_id, None, time.monotonic() + ACTIVE_CHECK_SECONDS)
-    return None
+        loaded.pop(version_id, None)
+        loaded[version_id] = (found, None if found is not None else time.monotonic() + ACTIVE_CHECK_SECONDS)
+        while len(loaded) > LOADED_PER_KIND:
+            loaded.pop(next(iter(loaded)))
+    return found
 
 
 def forget_loaded():

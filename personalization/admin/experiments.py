@@ -21,7 +21,8 @@ class ArmFormSet(BaseInlineFormSet):
 class ArmInline(admin.TabularInline):
     model = ExperimentArm
     formset = ArmFormSet
-    fields = ["name", "share", "strategy", "limit", "show_nothing"]
+    fields = ["name", "share", "strategy", "limit", "model_version", "show_nothing"]
+    raw_id_fields = ["model_version"]
     extra = 2
 
 

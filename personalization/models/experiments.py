@@ -113,7 +113,8 @@ class Experiment(models.Model):
 
 
 class ExperimentArm(models.Model):
-    """One way of filling the placement: its strategy or number of products changed, or nothing shown."""
+    """One way of filling the placement: its strategy, number of products or model version changed,
+    or nothing shown."""
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="arms", verbose_name=_("experiment"))
     name = models.CharField(_("name"), max_length=100)
@@ -133,6 +134,18 @@ class ExperimentArm(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(MAX_LIMIT)],
         help_text=_("Blank: the placement's."),
     )
+    model_version = models.ForeignKey(
+        "personalization.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("model version"),
+        help_text=_(
+            "Blank: the active version. Else this trained version (e.g. one kept inactive) serves these shoppers"
+            " wherever the strategy reads a model of its kind."
+        ),
+    )
     show_nothing = models.BooleanField(
         _("no recommendations"), default=False, help_text=_("A control group: the placement shows these shoppers nothing.")
     )
@@ -146,8 +159,8 @@ class ExperimentArm(models.Model):
         return self.name
 
     def clean(self):
-        if self.show_nothing and (self.strategy or self.limit):
-            raise ValidationError(_("An arm that shows nothing has no strategy or number of products."))
+        if self.show_nothing and (self.strategy or self.limit or self.model_version_id):
+            raise ValidationError(_("An arm that shows nothing has no strategy, number of products or model version."))
 
     def save(self, *args, **kwargs):
         super().save(*args, **kwargs)

@@ -51,6 +51,9 @@ class Placement(models.Model):
 
     Page = Page
     Strategy = Strategy
+    #: {model kind: version id} serving this placement instead of the active versions: set on the
+    #: copy an experiment arm serves (services.experiments), never stored.
+    model_versions = {}
 
     slug = models.SlugField(
         _("slug"), max_length=64, unique=True, help_text=_("The name templates use: {% recommendations \"slug\" %}.")

@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from personalization import privacy
+from personalization import privacy, registry
 from personalization.cache import cache
 from personalization.models import Event, EventKind, Experiment, ExperimentArm, ExperimentExposure
 from personalization.services import experiment_stats as stats
@@ -40,6 +40,7 @@ class _Arm:
     strategy: str
     limit: int | None
     show_nothing: bool
+    model_versions: tuple  # (model kind, version id) pairs the arm serves with instead of the active ones
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,14 @@ def _with_arm(placement, arm):
             served.fallback_strategy = placement.strategy
     if arm.limit:
         served.limit = arm.limit
+    if arm.model_versions:
+        served.model_versions = dict(arm.model_versions)
     return served
+
+
+def _pins(arm):
+    version = arm.model_version
+    return () if version is None else ((version.kind, version.pk),)
 
 
 def _running(placement, cached=None):
@@ -98,7 +106,8 @@ def _running(placement, cached=None):
             .first()
         )
         arms = tuple(
-            _Arm(arm.pk, arm.share, arm.strategy, arm.limit, arm.show_nothing) for arm in experiment.arms.all()
+            _Arm(arm.pk, arm.share, arm.strategy, arm.limit, arm.show_nothing, _pins(arm))
+            for arm in experiment.arms.select_related("model_version")
         ) if experiment else ()
         if len(arms) >= 2:
             found = _Running(experiment.pk, experiment.starts_at, experiment.stops_at, arms)
@@ -290,6 +299,8 @@ def apply_winner(experiment, now=None):
         if winner.limit:
             placement.limit = winner.limit
         placement.save()
+        if winner.model_version is not None and not winner.model_version.is_active:
+            registry.activate(winner.model_version)
         experiment.applied_arm = winner
         if experiment.stops_at is None or experiment.stops_at > now:
             experiment.stops_at = now

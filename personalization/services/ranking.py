@@ -306,7 +306,7 @@ def _shortlist(placement, shopper, ask, state=None):
         slot = _slot_key(placement.slug, shopper, ask.requested, ask.product_id, ask.cart_product_ids)
         state = _read_state(shopper, models, slot=slot)
     version, looked_up = state["version"], False
-    with registry.pinned(state["models"]):
+    with registry.pinned({**state["models"], **placement.model_versions}):
         if shopper and version not in (None, privacy.NOT_CACHED) and state["opted_out"] is not True:
             # Computed under the shopper's current token, so while they had not opted out: opting
             # out renews the token (privacy.opt_out_recorded). Served without asking again.

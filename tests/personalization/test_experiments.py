@@ -16,7 +16,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from personalization.events import Shopper
-from personalization.models import Event, EventKind, Experiment, ExperimentArm, ExperimentExposure, Placement
+from personalization.models import Event, EventKind, Experiment, ExperimentArm, ExperimentExposure, ModelVersion, Placement
 from personalization.services import experiment_stats, experiments, ranking
 from tests.personalization.stores import build_store
 
@@ -91,6 +91,63 @@ def test_a_strategy_arm_serves_its_strategy(store, placement):
 
     assert trending.items[0].strategy == Strategy.TRENDING and trending.items[0].product.id == str(cheese.pk)
     assert {item.strategy for item in popular} == {Strategy.POPULAR}
+
+
+def test_an_arm_serves_its_model_version_and_winning_activates_it(store, placement):
+    from personalization import registry
+    from personalization.ml import checkpoint
+    from personalization.ml.baselines import PersonalFrequency
+    from personalization.ml.sequences import build_sequences
+    from personalization.models import ModelKind
+    from personalization.services.frames import purchase_frame
+
+    def publish(frame):
+        sequences = build_sequences(frame)
+        artifact = checkpoint.save(PersonalFrequency().fit(sequences), vocabulary=sequences.vocabulary)
+        return registry.publish(ModelKind.NEXT_BASKET, artifact, algorithm="personal_frequency")
+
+    frame = purchase_frame()
+    active = registry.activate(publish(frame))
+    bakers = {str(user.pk) for user in store.shoppers["bakery"]}
+    kept = publish(frame[frame["user_id"].isin(bakers)])  # inactive: it knows bakery products only
+    placement.strategy, placement.fallback_strategy = Strategy.NEXT_BASKET, Strategy.POPULAR
+    placement.save()
+    experiment = Experiment.objects.create(placement=placement, name="Kept version", starts_at=timezone.now() - timedelta(days=30))
+    ExperimentArm.objects.create(experiment=experiment, name="Active", share=50)
+    pinned = ExperimentArm.objects.create(experiment=experiment, name="Kept", share=50, model_version=kept)
+    shares = [50, 50]
+    in_arm = {
+        index: next(u for u in store.shoppers["dairy"] if experiment_stats.bucket(experiment.pk, f"u{u.pk}", shares) == index)
+        for index in (0, 1)
+    }
+
+    served_active = ranking.recommend(placement, Shopper(user_id=in_arm[0].pk))
+    served_kept = ranking.recommend(placement, Shopper(user_id=in_arm[1].pk))
+
+    # The active version knows the dairy shopper's Milk; the kept one knows no dairy: the fallback serves.
+    assert {item.strategy for item in served_active} == {Strategy.NEXT_BASKET}
+    assert store.product("Milk").title in [item.product.title for item in served_active]
+    assert {item.strategy for item in served_kept} == {Strategy.POPULAR}
+    assert ModelVersion.objects.get(is_active=True, kind=ModelKind.NEXT_BASKET) == active
+
+    experiment.baseline_rate, experiment.minimum_lift = Decimal("0.5"), Decimal("0.9")  # a tiny horizon
+    experiment.save()
+    for n in range(experiments.needed(experiment)):
+        exposure(experiment, arms(experiment)[0], f"a{n}", 8)
+        exposure(experiment, pinned, f"k{n}", 8)
+        Event.objects.create(
+            kind=EventKind.PURCHASE, product_id="1", session_key=f"k{n}", unit_price=Decimal("2.00"), created_at=timezone.now() - timedelta(days=7)
+        )
+    assert experiments.apply_winner(experiment) == pinned
+    assert ModelVersion.objects.get(is_active=True, kind=ModelKind.NEXT_BASKET) == kept
+
+
+def test_an_arm_that_shows_nothing_pins_no_model_version(experiment):
+    from django.core.exceptions import ValidationError
+
+    arm = ExperimentArm(experiment=experiment, name="Nothing", show_nothing=True, model_version=ModelVersion.objects.create(kind="next_basket", number=1))
+    with pytest.raises(ValidationError, match="model version"):
+        arm.clean()
 
 
 def test_no_experiment_outside_its_dates_and_none_for_opted_out_shoppers(experiment, placement):
