@@ -210,3 +210,4 @@ class ModelVersion(models.Model):
 from personalization.models.placements import *  # noqa: E402,F401,F403
 from personalization.models.coupons import *  # noqa: E402,F401,F403
 from personalization.models.experiments import *  # noqa: E402,F401,F403
+from personalization.models.promotions import *  # noqa: E402,F401,F403
