@@ -3,12 +3,13 @@
 Everything cached about a shopper is keyed by their version token, so renewing it leaves nothing
 servable; the copies themselves are deleted too: the history read under the old token, the
 shortlists of every placement as pages ask for them by default (the precomputed ones), the clicks
-remembered for attribution, the experiment arms remembered. Shortlists of other asks (a product page's, a limit asked for) are never
+remembered for attribution, the experiment arms remembered. Their promotion groups and showings are erased here too (the
+receiver runs once the erasure committed). Shortlists of other asks (a product page's, a limit asked for) are never
 served again and expire within ranking.CACHE_SECONDS."""
 from personalization import attribution, events
 from personalization.cache import cache
 from personalization.models import Experiment
-from personalization.services import experiments, ranking, shoppers
+from personalization.services import experiments, promotions, ranking, shoppers
 
 
 def forget_cached(sender=None, *, user_id="", session_key="", version=None, **kwargs):
@@ -22,4 +23,5 @@ def forget_cached(sender=None, *, user_id="", session_key="", version=None, **kw
     own = experiments.shopper_key(shopper)
     keys += [experiments.arm_cache_key(pk, own) for pk in Experiment.objects.values_list("pk", flat=True)]
     cache.delete_many(keys)
+    promotions.forget(user_id=shopper.user_id or "", session_key=shopper.session_key)
     events.renew_shopper_versions([(shopper.user_id, shopper.session_key)])
