@@ -1,7 +1,8 @@
 """The Personalization dashboard: one admin page with every chart of the plugin (README, "Dashboard").
 
 django-admin-charts draws the time series (`personalization.charts`); this page draws the figures
-it cannot express (CTR per placement, campaigns against their holdout, recall@10 per model version)
+it cannot express (CTR per placement, coupon campaigns and promotions against their holdouts, recall@10
+per model version)
 from `services.analytics`, with the same d3/nvd3 static files. Staff only: the page is wrapped in
 the admin site's `admin_view` by `personalization.urls`.
 """
@@ -44,11 +45,12 @@ def _percent(share):
     return round(100 * share, 2)
 
 
-def chart_data(now=None):
+def chart_data(now=None, promotions=None):
     """What the page's own charts draw, as plain JSON-ready values (labels translated)."""
     since = (now or timezone.now()) - timedelta(days=DAYS)
     placements = analytics.placement_ctr(since=since)
     campaigns = analytics.incremental_conversion()
+    promotions = analytics.promotion_performance() if promotions is None else promotions
     kinds = dict(ModelKind.choices)
     return {
         "placements": {
@@ -61,6 +63,10 @@ def chart_data(now=None):
         "conversion": [
             {"key": _("Treatment (gets coupons)"), "values": [{"x": c.name, "y": _percent(c.treatment.rate)} for c in campaigns]},
             {"key": _("Holdout"), "values": [{"x": c.name, "y": _percent(c.holdout.rate)} for c in campaigns]},
+        ],
+        "promotions": [
+            {"key": _("Shown it"), "values": [{"x": p.name, "y": _percent(p.shown.conversion.value if p.shown.conversion else 0)} for p in promotions]},
+            {"key": _("Held out"), "values": [{"x": p.name, "y": _percent(p.holdout.conversion.value if p.holdout.conversion else 0)} for p in promotions]},
         ],
         "recall": [
             {
@@ -75,6 +81,7 @@ def chart_data(now=None):
 def dashboard(request):
     since = timezone.now() - timedelta(days=DAYS)
     admin_charts = charts.charts() if request.user.has_perm("admin_tools_stats.view_dashboardstats") else []
+    promotions = analytics.promotion_performance()
     context = {
         **admin.site.each_context(request),
         "title": _("Personalization dashboard"),
@@ -85,9 +92,10 @@ def dashboard(request):
         "attributed": analytics.attributed(since=since),
         "coupons": analytics.coupon_totals(since=since),
         "campaigns": analytics.incremental_conversion(),
+        "promotions": promotions,
         "recall_metric": analytics.RECALL_METRIC,
         "currency": conf.CURRENCY_SYMBOL,
-        "data": chart_data(),
+        "data": chart_data(promotions=promotions),
         **{name: _asset(setting, default) for name, (setting, default) in ASSETS.items()},
     }
     request.current_app = admin.site.name

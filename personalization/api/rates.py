@@ -12,6 +12,10 @@ DEFAULT_RATES = {
     "personalization.coupon_validation.user": "30/min",
     "personalization.events.anon": "300/min",
     "personalization.events.user": "600/min",
+    "personalization.promotions.anon": "120/min",
+    "personalization.promotions.user": "300/min",
+    "personalization.promotion_clicks.anon": "120/min",
+    "personalization.promotion_clicks.user": "300/min",
     "personalization.schema.anon": "30/min",
     "personalization.schema.user": "60/min",
 }

@@ -220,3 +220,24 @@ class ErrorSerializer(serializers.Serializer):
     errors = serializers.JSONField(
         required=False, help_text=_("Invalid input: the messages by field (for a list, by position in the list).")
     )
+
+
+class PromotionQuery(serializers.Serializer):
+    slot = serializers.SlugField(max_length=64, help_text=_("The slot's name, e.g. home-banner."))
+
+
+class PromotionSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="promotion.pk")
+    recommendation_id = serializers.CharField(help_text=_("Marks this showing (its impression is already recorded)."))
+    headline = serializers.CharField(source="promotion.headline")
+    text = serializers.CharField(source="promotion.text")
+    image_url = AbsoluteURLField(help_text=_("The promotion's picture; empty when it has none."))
+    link_text = serializers.CharField(source="promotion.link_text", help_text=_('Empty: say "Shop now".'))
+    click_url = AbsoluteURLField(help_text=_("Where it leads, through a tracked link that records the click."))
+
+
+class PromotionAnswerSerializer(serializers.Serializer):
+    slot = serializers.CharField()
+    promotion = PromotionSerializer(
+        allow_null=True, help_text=_("The promotion for this shopper, or null when the slot shows them nothing.")
+    )

@@ -161,6 +161,14 @@ def incremental_conversion():
     return results
 
 
+def promotion_performance():
+    """[promotion_stats.PromotionPerformance] of every promotion shown or with exposed shoppers, newest
+    first: impressions, clicks, the revenue of the shoppers shown it, and its lift against its holdout."""
+    from personalization.services import promotion_stats
+
+    return promotion_stats.all_performance()
+
+
 def recall_history(metric=RECALL_METRIC):
     """{model kind: [(created_at, version number, value)]}, oldest first, of every model version
     whose held-out metrics include `metric` (versions without it, e.g. propensity, are left out)."""

@@ -4,6 +4,7 @@
     {% recommendations "product-similar" product=product limit=4 %}
     {% cart_predictions %}   or   {% cart_predictions cart=lines %}
     {% personalized_coupon %}   or   {% personalized_coupon cart_total=total %}
+    {% promotion "home-banner" %}
 
 They render overridable partials (personalization/recommendations.html, or
 personalization/recommendations/<slug>.html for one placement; personalization/cart_predictions.html)
@@ -17,7 +18,7 @@ from django.template.loader import select_template
 from personalization import events
 from personalization.models import EventKind, Placement
 from personalization.services import ranking
-from personalization.templatetags import coupon_tags
+from personalization.templatetags import coupon_tags, promotion_tags
 
 register = template.Library()
 logger = logging.getLogger("personalization.templatetags")
@@ -25,6 +26,7 @@ logger = logging.getLogger("personalization.templatetags")
 register.inclusion_tag("personalization/coupon.html", takes_context=True, name="personalized_coupon")(
     coupon_tags.personalized_coupon
 )
+register.simple_tag(takes_context=True, name="promotion")(promotion_tags.promotion)
 
 
 @register.simple_tag(takes_context=True)

@@ -144,6 +144,11 @@
     chart.yAxis.tickFormat(function (v) { return d3.format(".0f")(v) + "%"; });
     return chart;
   });
+  draw("pd-promotions", data.promotions || [], function () {
+    var chart = bars(false);
+    chart.yAxis.tickFormat(function (v) { return d3.format(".0f")(v) + "%"; });
+    return chart;
+  });
   draw("pd-recall", data.recall, function () {
     var chart = nv.models.lineChart().x(function (d) { return d.x; }).y(function (d) { return d.y; })
       .useInteractiveGuideline(true).margin({right: 40}).forceY([0]);
