@@ -31,6 +31,7 @@ LOGIN_SHOPPERS = ("shopper1", "shopper2", "shopper3")
 LOGIN_PASSWORD = "demo"
 USERNAME_PREFIX = "demo_"
 DEMO_CAMPAIGN = "Demo: 10% off for fans of shopper1's favourite aisle"
+DEMO_PROMOTIONS = ("Demo: the week's favourite", "Demo: for fans of shopper1's favourite aisle", "Demo: abandoned carts")
 
 
 class NoProducts(Exception):
@@ -290,7 +291,8 @@ def create_demo_campaign():
     with its coupons issued: (campaign, IssueResult, shopper1's coupon).
 
     shopper1 is placed in the treatment group beforehand, so that logging in as shopper1 shows a
-    coupon; the other shoppers are drawn into the holdout or not as usual."""
+    coupon; the other shoppers are drawn into the holdout or not as usual. The demo promotions
+    (create_demo_promotions) are made too."""
     user_model = get_user_model()
     shopper = user_model._default_manager.get(**{user_model.USERNAME_FIELD: LOGIN_SHOPPERS[0]})
     frame = purchase_frame()
@@ -320,7 +322,46 @@ def create_demo_campaign():
         campaign=campaign, user=shopper, defaults={"group": CouponAssignment.Group.TREATMENT}
     )
     result = coupons.issue(campaign)
+    create_demo_promotions(shopper, frame, category, campaign.affinity_share)
     return campaign, result, coupons.coupon_for(shopper)
+
+
+def create_demo_promotions(shopper, frame, category, share):
+    """Three running promotions in the home page's "home-banner" slot, each leading to a best seller:
+    for every shopper, for fans of `category` (shopper1's favourite, shopper1 placed among those shown
+    it, `share`: the least share of purchases in it), and, first, for shoppers who left a cart a day ago.
+    Made again, not doubled, on a rerun."""
+    from personalization.models import Promotion, PromotionExposure
+
+    sold = frame["product_id"].astype(str).value_counts()
+    in_category = frame.loc[frame["category"].astype(str) == category, "product_id"].astype(str).value_counts()
+    products = get_adapter().products(list(sold.index[:3]) + list(in_category.index[:1]))
+    name = lambda product_id: products[product_id].title if product_id in products else product_id  # noqa: E731
+    top, second, fans_pick = sold.index[0], sold.index[min(1, len(sold) - 1)], in_category.index[0]
+    common = {"slot": "home-banner", "active": True, "starts_at": timezone.now(), "ends_at": None}
+    specs = [
+        (DEMO_PROMOTIONS[0], top, {"priority": 0, "holdout_share": Decimal("0.10"), "audience": "everyone",
+                                   "headline": f"This week's favourite: {name(top)}"[:120]}),
+        (DEMO_PROMOTIONS[1], fans_pick, {"priority": 10, "holdout_share": Decimal("0.20"), "frequency_cap": 20,
+                                         "audience": "category_affinity", "affinity_category": category,
+                                         "affinity_share": max(Decimal(share), Decimal("0.05")),
+                                         "headline": f"More {category} you'll love"[:120]}),
+        (DEMO_PROMOTIONS[2], second, {"priority": 20, "holdout_share": Decimal("0.20"), "frequency_cap": 3,
+                                      "audience": "cart_abandonment", "abandoned_hours": 24,
+                                      "headline": "Still thinking it over? Your cart is waiting"}),
+    ]  # fmt: skip
+    made = []
+    for title, product_id, fields in specs:
+        text = f"{name(product_id)}, picked for you. A demo promotion: edit it under Admin > Promotions."
+        promotion, _ = Promotion.objects.update_or_create(
+            name=title, defaults={**common, **fields, "product_id": str(product_id), "text": text}
+        )
+        made.append(promotion)
+    PromotionExposure.objects.update_or_create(
+        promotion=made[1], shopper_key=f"u{shopper.pk}",
+        defaults={"user_id": str(shopper.pk), "group": PromotionExposure.Group.TREATMENT},
+    )  # fmt: skip
+    return made
 
 
 def _browsing_events(frame):

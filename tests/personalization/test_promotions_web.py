@@ -261,3 +261,33 @@ def test_the_dashboard_shows_each_promotions_row(owner_client, banner, api):
     assert "12.00" in cells[3]  # the revenue of the shoppers shown it
     assert cells[4] == "1 / 3" and cells[5] == "0 / 0"
     assert 'id="pd-promotions"' in page
+
+
+# The demo
+
+
+def test_the_demo_has_promotions_and_shopper1_sees_one_on_the_home_page(client, visit):
+    import io
+
+    from django.core.management import call_command
+
+    from personalization.services.demo import DEMO_PROMOTIONS
+    from tests.factories import CategoryFactory
+
+    categories = [CategoryFactory(name=name) for name in ("Pasta", "Sauces", "Dairy", "Bakery")]
+    for n in range(40):
+        ProductFactory(category=categories[n % 4])
+    call_command("personalization_demo_data", "--users", "30", "--seed", "3", stdout=io.StringIO())
+
+    made = {p.name: p for p in Promotion.objects.all()}
+    assert set(made) == set(DEMO_PROMOTIONS)
+    for promotion in made.values():
+        promotion.full_clean()  # what the admin would accept
+    client.force_login(get_user_model().objects.get(username="shopper1"))
+    html = visit(reverse("home")).content.decode()
+    assert 'data-slot="home-banner"' in html
+    shown = int(re.search(r'data-promotion-id="(\d+)"', html).group(1))
+    assert shown in {made[DEMO_PROMOTIONS[1]].pk, made[DEMO_PROMOTIONS[2]].pk}  # one aimed at shopper1
+
+    call_command("personalization_demo_data", "--users", "30", "--seed", "4", "--replace", stdout=io.StringIO())
+    assert Promotion.objects.count() == 3
