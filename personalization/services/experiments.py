@@ -3,8 +3,8 @@
 `ranking.recommend` asks `placement_for(placement, shopper)` for the placement a shopper is served:
 when an experiment runs on it, the shopper's arm (a deterministic hash of the experiment and the
 shopper, or the arm they already have) is recorded on first exposure and the placement comes back
-with the arm's strategy or number of products, or inactive for a "no recommendations" arm. Stores
-change nothing. A session's arm follows the shopper when they sign in (`merge_session`).
+with the arm's strategy, number of products or model version (`Placement.model_versions`, pinned
+while its shortlist is built), or inactive for a "no recommendations" arm. Stores change nothing. A session's arm follows the shopper when they sign in (`merge_session`).
 
 Outcomes per arm count what each exposed shopper did within the experiment's `outcome_days` after
 their first exposure: clicked a recommendation of the placement, added anything to the cart, bought
