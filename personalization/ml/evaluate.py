@@ -1,9 +1,11 @@
 """Leave-last-basket-out evaluation of every next-basket model, on the same split.
 
 Shoppers with at least `min_baskets` orders are evaluated: their last basket is the target, the
-rest is history. Hyper-parameters (grids for the baselines, epochs for the networks) are chosen on
-the second-to-last basket (history minus the last, target the second-to-last), then each model is
-refitted on the full history with them and tested on the last basket.
+rest is history. The baselines' hyper-parameters (grids) are chosen on the second-to-last basket
+(history minus the last, target the second-to-last), then each is refitted on the full history with
+them and tested on the last basket. The networks are trained once, on the full history: early
+stopping on each shopper's last history basket (the same second-to-last basket) picks their epochs,
+within their time budget (ml.train.TrainConfig.time_budget).
 
 Metrics, averaged over evaluated shoppers: Recall@K and NDCG@K; repeat and explore recall (Li et
 al., TOIS 2023: recall over the target items the shopper bought before / never bought before,
@@ -32,7 +34,14 @@ from personalization.ml.metrics import (
     roc_auc,
     shopper_metrics,
 )
-from personalization.ml.recommenders import MODEL_NAMES, SERVED_MODEL, TIFU_GRID, NeuralRecommender, candidates
+from personalization.ml.recommenders import (
+    MODEL_NAMES,
+    SERVED_MODEL,
+    TIFU_GRID,
+    TRAINED_ONCE,
+    NeuralRecommender,
+    candidates,
+)
 from personalization.ml.train import propensity_data, train_propensity
 
 #: What every other model is compared with, shopper by shopper (the field's strongest simple model).
@@ -234,7 +243,7 @@ def evaluate_all(
     """One row per model: test metrics on the last basket after choosing params on the one before.
 
     Columns: model, the metrics at each K, "validation" (the selection metric on the second-to-last
-    basket), the chosen params (JSON), seconds (split by PHASES: "tuning_seconds", ...); and, when
+    basket; NaN for the networks, TRAINED_ONCE), the chosen params (JSON; a network's best epoch), seconds (split by PHASES: "tuning_seconds", ...); and, when
     REFERENCE_MODEL is among `models`, for recall and NDCG at each K the mean difference to it
     ("recall@10_vs_tifu_knn") with the 95% paired bootstrap interval over shoppers ("..._low",
     "..._high"; `resamples` resamplings).
@@ -250,10 +259,14 @@ def evaluate_all(
             progress(name, i, len(models))
         marks = [time.perf_counter()]
         torch.manual_seed(seed)
-        params, validation_metrics = tune(name, validation, ks, seed)
-        marks.append(time.perf_counter())
         build, _ = candidates(name, seed)
+        if name in TRAINED_ONCE:  # early stopping inside the fit stands for the tuning
+            params, validation_metrics = {}, {selection_metric(name, ks): float("nan")}
+        else:
+            params, validation_metrics = tune(name, validation, ks, seed)
+        marks.append(time.perf_counter())
         model = build(params).fit(test.history)
+        params = {**params, **model.params()}
         marks.append(time.perf_counter())
         per_shopper[name] = split_metrics(model, test, ks)
         marks.append(time.perf_counter())
@@ -292,8 +305,10 @@ def evaluate_all(
 def fit_served_model(frame, model_name=SERVED_MODEL, seed=0, min_baskets=3, min_count=1):
     """(fitted model, sequences of every shopper): params chosen on each shopper's last basket, then
     refitted on all baskets, as the store serves it."""
-    validation = leave_last_out(frame, min_baskets=max(min_baskets - 1, 2), skip=0, min_count=min_count)
-    params, _ = tune(model_name, validation, seed=seed)
+    params = {}
+    if model_name not in TRAINED_ONCE:  # a network stops early on the shoppers' last baskets itself
+        validation = leave_last_out(frame, min_baskets=max(min_baskets - 1, 2), skip=0, min_count=min_count)
+        params, _ = tune(model_name, validation, seed=seed)
     sequences = build_sequences(frame, min_count=min_count)
     build, _ = candidates(model_name, seed)
     return build(params).fit(sequences), sequences

@@ -45,6 +45,10 @@ TIFU_GRID = [
     for k in (50, 300)
     for a in (0.5, 0.7, 0.9)
 ]
+#: Networks: trained once per evaluation, on the test history, their epochs chosen by early stopping on
+#: that history's own last baskets (the validation split's targets) within their training's time budget;
+#: no candidate grid, no refit.
+TRAINED_ONCE = ("next_basket_cnn", "autoencoder")
 #: The models evaluate_all compares, in table order. "next_basket_cnn" is the one the store serves.
 MODEL_NAMES = ("popularity", "personal_frequency", "co_occurrence", "tifu_knn", "next_basket_cnn", "autoencoder")
 SERVED_MODEL = "next_basket_cnn"
@@ -73,4 +77,4 @@ def candidates(name, seed=0):
     raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
 
 
-__all__ = ["NeuralRecommender", "TIFU_GRID", "MODEL_NAMES", "SERVED_MODEL", "candidates"]
+__all__ = ["NeuralRecommender", "TIFU_GRID", "TRAINED_ONCE", "MODEL_NAMES", "SERVED_MODEL", "candidates"]

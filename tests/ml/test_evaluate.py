@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -234,3 +235,12 @@ def test_discovery_rankings_hold_only_products_the_shopper_never_bought(small_st
 
     for bought, items in zip(split.bought(), new):
         assert not set(bought) & set(items)
+
+
+def test_a_network_is_trained_once_its_epochs_chosen_by_early_stopping_inside_the_fit(small_store):
+    results = evaluate_all(small_store, ks=(5, 10), models=("tifu_knn", "next_basket_cnn")).set_index("model")
+
+    network = results.loc["next_basket_cnn"]
+    assert np.isnan(network["validation"]) and network["tuning_seconds"] < 0.5
+    assert json.loads(network["params"])["epochs"] >= 1
+    assert results.loc["tifu_knn", "validation"] > 0  # the baselines are still tuned on the basket before

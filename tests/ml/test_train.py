@@ -59,3 +59,15 @@ def test_a_learning_next_basket_model_lowers_its_validation_loss(store):
 def test_propensity_training_needs_both_buyers_and_non_buyers():
     with pytest.raises(ValueError, match="did not"):
         train_propensity(pd.DataFrame({"f": [1.0, 2.0]}), pd.Series([1.0, 1.0]))
+
+
+def test_a_time_budget_ends_training_after_the_batch_that_runs_past_it(store):
+    config = TrainConfig(epochs=50, patience=None, batch_size=8, rows_per_epoch=64, time_budget=0.0)
+
+    result = train_next_basket(store.subset(np.arange(20)), NextBasketConfig(window=2, embedding_dim=8), config)
+
+    assert result.epochs_run == 1 and result.best_epoch == 1  # one batch, then the budget is spent
+    unbounded = train_next_basket(
+        store.subset(np.arange(20)), NextBasketConfig(window=2, embedding_dim=8), TrainConfig(epochs=3, patience=None)
+    )
+    assert unbounded.epochs_run == 3
