@@ -127,6 +127,19 @@ def test_a_slot_with_nothing_for_the_shopper_renders_nothing(banner, rf):
     assert Template('{% load personalization %}[{% promotion "home-banner" %}]').render(Context({})) == "[]"
 
 
+def test_a_promotion_with_an_image_shows_it_on_the_page_and_in_the_api(banner, client, visit, api):
+    from django.core.files.base import ContentFile
+
+    banner.image.save("spring.png", ContentFile(b"\x89PNG\r\n\x1a\n"), save=True)
+    client.force_login(UserFactory())
+
+    html = visit(reverse("home")).content.decode()
+    body = api(UserFactory()).get(ENDPOINT, {"slot": "home-banner"}).json()
+
+    assert re.search(r'<img class="personalization-promotion-image" src="/media/personalization/promotions/spring[^"]*\.png"', html)
+    assert body["promotion"]["image_url"].startswith("http://testserver/media/personalization/promotions/spring")
+
+
 # The API
 
 
