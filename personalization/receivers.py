@@ -12,7 +12,7 @@ from django.db.models.signals import post_delete, post_init, post_save
 from personalization import events, privacy
 from personalization.adapters import get_adapter
 from personalization.middleware import current_request
-from personalization.services import erasure, experiments
+from personalization.services import erasure, experiments, promotions
 from personalization.signals import shopper_forgotten
 from personalization.models import EventKind
 
@@ -127,6 +127,7 @@ def shopper_logged_in(sender, request, user, **kwargs):
     keys = [request.COOKIES.get(django_settings.SESSION_COOKIE_NAME), getattr(request.session, "session_key", None)]
     events.merge_session(keys, user)
     experiments.merge_session(keys, user)
+    promotions.merge_session(keys, user)
 
 
 @never_raise

@@ -1,4 +1,6 @@
 """The demo store's URLs, the admin, and the plugin's pages and API."""
+from django.conf import settings
+from django.conf.urls.static import static
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
@@ -29,3 +31,6 @@ urlpatterns = [
     path("api/personalization/", include("personalization.api.urls")),
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: the footer's language choice
 ]
+
+# Uploaded files (promotion images) in development; on a server the web server serves MEDIA_ROOT.
+urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

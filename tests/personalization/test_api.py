@@ -541,6 +541,7 @@ def test_the_schema_is_valid_openapi_of_this_api(db, api):
         "/api/personalization/coupons/",
         "/api/personalization/coupons/validate/",
         "/api/personalization/events/",
+        "/api/personalization/promotions/",
     }
 
 
@@ -549,7 +550,7 @@ def test_the_schema_says_who_may_call_each_endpoint_what_it_may_answer_and_that_
     operation = lambda path, method="get": paths[f"/api/personalization/{path}"][method]  # noqa: E731
     signed_in = [{"tokenAuth": []}, {"cookieAuth": []}]
 
-    for anyone in (operation("recommendations/"), operation("cart-predictions/"), operation("events/", "post")):
+    for anyone in (operation("recommendations/"), operation("cart-predictions/"), operation("events/", "post"), operation("promotions/")):
         assert sorted(anyone["security"], key=str) == sorted([*signed_in, {}], key=str)
     for account in (operation("coupons/"), operation("coupons/validate/", "post")):
         assert account["security"] == signed_in

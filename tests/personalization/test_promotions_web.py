@@ -304,3 +304,15 @@ def test_the_demo_has_promotions_and_shopper1_sees_one_on_the_home_page(client, 
 
     call_command("personalization_demo_data", "--users", "30", "--seed", "4", "--replace", stdout=io.StringIO())
     assert Promotion.objects.count() == 3
+
+
+def test_signing_in_through_the_store_keeps_the_promotion_a_visitor_met(banner, visit, client):
+    user = UserFactory()
+    visit(ENDPOINT, data={"slot": "home-banner"})
+    exposure = PromotionExposure.objects.get()
+    assert exposure.user_id == ""
+
+    client.post(reverse("login"), {"username": user.username, "password": PASSWORD})
+
+    exposure.refresh_from_db()
+    assert exposure.user_id == str(user.pk)
