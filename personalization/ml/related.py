@@ -4,12 +4,14 @@
 counted over baskets, and each item's category. Lift is how much more often two products share a
 basket than chance: together * baskets / (baskets of one * baskets of the other). Rare products
 share a basket by chance now and then, so the lift is shrunk toward 1 by a prior of PRIOR expected
-baskets: (together + PRIOR) / (expected + PRIOR); pairs in fewer than MIN_TOGETHER baskets are not
-counted, and each item keeps its TOP_K best (a sparse table: 68,000 products x 50 take ~30 MB).
+baskets: (together + PRIOR) / (expected + PRIOR). Two products are related when that is at least
+MIN_LIFT (3 baskets where 1.5 were expected by chance is not enough; 3 where 0.2 were is) and they
+share at least MIN_TOGETHER baskets; each item keeps its TOP_K most related (a sparse table: 68,000
+products x 50 take ~30 MB).
 
 Two uses, both given item indices of one vocabulary:
 - `choose_anchors`: the shopper's product each recommendation is explained by. It must be related
-  to it (lift above 1 or the same category), the strongest relation wins, and no product names more
+  to it (a related pair, or the same category), the strongest relation wins, and no product names more
   than half of a row ("Because you often buy Kitchen Roll" on 6 of 8 picks says nothing).
 - `similar_scores`: how similar each item is to a product: its learned vector's cosine, plus
   CATEGORY_WEIGHT when it is in the same category (so the same shelf comes first) and a little for
@@ -28,6 +30,7 @@ from personalization.ml.sequences import SPECIAL_ITEMS, concat_ranges
 TOP_K = 50  # related items kept per item
 MIN_TOGETHER = 2  # baskets a pair must share to be counted
 PRIOR = 5.0  # expected baskets of shrinkage toward lift 1
+MIN_LIFT = 1.5  # the least shrunk lift of a related pair
 MAX_BASKET = 100  # larger baskets (stock-ups, shop supplies) are left out of the counts
 #: No anchor names more than this share of the first n items of a row (for every n; once at least).
 MAX_ANCHOR_SHARE = 0.5
@@ -42,13 +45,13 @@ _PAIRS_PER_CHUNK = 4_000_000  # (item, item) pairs expanded at once while counti
 
 @dataclass(frozen=True)
 class Related:
-    """Shrunk co-purchase lift of item pairs (above 1 only, TOP_K per item) and each item's category.
+    """Shrunk co-purchase lift of related item pairs (TOP_K per item) and each item's category.
 
     Item i's related items are `neighbours[indptr[i]:indptr[i + 1]]` (ascending), with `lift`."""
 
     indptr: np.ndarray  # (n_items + 1,) int64
     neighbours: np.ndarray  # int64
-    lift: np.ndarray  # float32, > 1
+    lift: np.ndarray  # float32, >= MIN_LIFT
     categories: np.ndarray  # (n_items,) int64 code into category_names; -1: none known
     category_names: tuple = ()
 
@@ -69,7 +72,7 @@ class Related:
 
     @classmethod
     def from_baskets(cls, basket_offsets, items, n_items, categories=None, category_names=(), *,
-                     top_k=TOP_K, min_together=MIN_TOGETHER, prior=PRIOR, max_basket=MAX_BASKET):
+                     top_k=TOP_K, min_together=MIN_TOGETHER, prior=PRIOR, min_lift=MIN_LIFT, max_basket=MAX_BASKET):
         """From baskets given as flat item indices (distinct within a basket) and their offsets."""
         offsets = np.asarray(basket_offsets, dtype=np.int64)
         items = np.asarray(items, dtype=np.int64)
@@ -106,7 +109,7 @@ class Related:
             row, column, together = row[enough], column[enough], together[enough]
             expected = counts[row] * counts[column] / n_baskets
             lift = (together + prior) / (expected + prior)
-            above = lift > 1
+            above = lift >= max(min_lift, np.nextafter(1, 2))
             rows.append(row[above])
             columns.append(column[above])
             values.append(lift[above].astype(np.float32))
@@ -221,8 +224,8 @@ def choose_anchors(items, groups, vectors=None, related=None, *, needs=None, max
     per item of `items` (item indices, best first), (-1, -1) where none fits.
 
     `groups`: arrays of item indices (the shopper's favourites, cart, recent views), tried in turn;
-    an item's anchor is never itself. With `related`, an anchor must be related to the item (shrunk
-    lift above 1, or the same category); the strongest relation wins (log lift, plus
+    an item's anchor is never itself. With `related`, an anchor must be related to the item (a pair
+    kept, or the same category); the strongest relation wins (log lift, plus
     ANCHOR_CATEGORY_WEIGHT for the same category, ANCHOR_COSINE_WEIGHT x the learned vectors' cosine).
     Without it (the method before relations), any product of the first group holding one does, the
     closest by `vectors` (None: no anchors at all). `max_share`: no anchor names more than this share

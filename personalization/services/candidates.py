@@ -5,8 +5,11 @@ algorithm it runs: the next-basket CNN (one forward pass), TIFU-KNN (the shopper
 frequencies and their nearest neighbours among the shoppers it was fitted on) or personal
 frequency; then a torch top-k over the catalog, so the work grows with the shopper's history and
 the placement's size, never with a loop over the catalog. Anonymous and new shoppers are scored
-from their current visit. Explanations and similar products read learned item vectors: the CNN's,
-or the autoencoder's when the next-basket version has none. The shop's rules (stock, prices,
+from their current visit. Explanations and similar products read the item space (`scoring.item_space`):
+learned item vectors (the CNN's, or the autoencoder's when the next-basket version has none) and
+co-purchase relations (ml.related): an explanation names a product of the shopper's that is related
+to the pick (co-purchase lift above 1 or the same category), no product for more than half a row;
+similar products are first of the page product's category. The shop's rules (stock, prices,
 categories, the cart) are applied afterwards, in `ranking`, on live data.
 """
 import contextlib
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from personalization.ml import related as relations
 from personalization.ml.sequences import SPECIAL_ITEMS
 from personalization.models import ModelKind, Placement
 from personalization.services import event_stats, explanations as why
@@ -182,16 +186,22 @@ def cart_completion(context):
 
 
 def similar(context):
-    """Neighbours of the page's product (or the cart's products) among the learned item vectors."""
+    """Products like the page's product (or the cart's products): same category first, then by
+    learned item vectors and co-purchase lift (ml.related.similar_scores)."""
     space = item_space(served(ModelKind.NEXT_BASKET))
     if space is None:
-        raise ModelUnavailable("similar products need a trained next-basket CNN or autoencoder")
-    anchors = encode(space, _anchors(context))
+        raise ModelUnavailable("similar products need a trained next-basket or autoencoder version")
+    return similar_in(space, _anchors(context), context.pool)
+
+
+def similar_in(space, product_ids, pool, **weights):
+    """Candidates like any of `product_ids` in an ItemSpace (`weights`: similar_scores' options;
+    a space without relations ranks by its vectors alone: the method before relations)."""
+    anchors = encode(space, product_ids)
     if not len(anchors):
         return []
-    closeness = space.vectors @ space.vectors[torch.from_numpy(anchors)].T  # (n_items, anchors)
-    best, which = closeness.max(dim=1)
-    items, values = _top(best, context.pool, exclude=anchors)
+    best, which = relations.similar_scores(anchors, space.vectors, space.related, **weights)
+    items, values = _top(best, pool, exclude=anchors)
     product_ids = space.vocabulary.decode(items)
     anchor_ids = space.vocabulary.decode(anchors[which[torch.from_numpy(items)].numpy()]) if len(items) else []
     return [
@@ -268,19 +278,22 @@ def _top(scores, k, exclude=None):
     return items[keep].numpy(), values[keep].tolist()
 
 
-def _explained(checkpoint, items, values, strategy, context, cart_first=False):
+def _explained(checkpoint, items, values, strategy, context, cart_first=False, space=None, max_share=relations.MAX_ANCHOR_SHARE):
     """Candidates with reasons: a repeat or a recent view says so; any other product is explained by
-    the shopper's product most like it (bought often, in the cart, or viewed)."""
+    a product of the shopper's (bought often, in the cart, or viewed) related to it, no product for
+    more than `max_share` of a row; "picked for you" when none is. `space`: the ItemSpace (default:
+    the checkpoint's, scoring.item_space)."""
     history = context.history
     product_ids = checkpoint.vocabulary.decode(items)
     viewed = set(history.viewed)
-    favourites = history.favourites()
-    groups = [(why.BECAUSE_BOUGHT, favourites), (why.WITH_CART, list(context.cart)), (why.BECAUSE_VIEWED, list(history.viewed))]
+    needs = [not history.bought.get(product_id, 0) and product_id not in viewed for product_id in product_ids]
+    groups = [(why.BECAUSE_BOUGHT, history.favourites()), (why.WITH_CART, list(context.cart)), (why.BECAUSE_VIEWED, list(history.viewed))]
     if cart_first:
         groups.insert(0, groups.pop(1))
-    reason, anchors = _closest_anchors(checkpoint, items, groups)
+    space = item_space(checkpoint) if space is None else space
+    anchors = _anchors_in(space, product_ids, groups, needs, max_share)
     out = []
-    for product_id, value, anchor in zip(product_ids, values, anchors):
+    for product_id, value, (reason, anchor) in zip(product_ids, values, anchors):
         count = history.bought.get(product_id, 0)
         if count:
             out.append(Candidate(product_id, value, why.REPEAT, strategy, count=count))
@@ -294,22 +307,13 @@ def _explained(checkpoint, items, values, strategy, context, cart_first=False):
     return out
 
 
-def _closest_anchors(checkpoint, items, groups):
-    """(reason, [anchor product id per item, "" where none]) from the first group holding products
-    the item space knows; each anchor is that group's product closest to the item, never itself."""
-    space = item_space(checkpoint)
-    if space is not None and len(items):
-        ids = checkpoint.vocabulary.decode(items)
-        in_space = space.vocabulary.encode(ids) if space.vocabulary is not checkpoint.vocabulary else np.asarray(items)
-        known_item = in_space >= len(SPECIAL_ITEMS)
-        for reason, product_ids in groups:
-            known = encode(space, product_ids)
-            if not len(known):
-                continue
-            closeness = space.vectors[torch.from_numpy(in_space)] @ space.vectors[torch.from_numpy(known)].T
-            closeness[torch.from_numpy(in_space[:, None] == known[None, :])] = -torch.inf  # never itself
-            best, which = closeness.max(dim=1)
-            anchors = space.vocabulary.decode(known[which.numpy()])
-            found = known_item & torch.isfinite(best).numpy()
-            return reason, [anchor if ok else "" for anchor, ok in zip(anchors, found)]
-    return why.FOR_YOU, [""] * len(items)
+def _anchors_in(space, product_ids, groups, needs, max_share):
+    """[(reason, anchor product id)] per product, ("", "") where none: ml.related.choose_anchors
+    over the groups' products the space knows (`needs`: False for products explained otherwise)."""
+    if space is None or not product_ids:
+        return [("", "")] * len(product_ids)
+    items = space.vocabulary.encode(list(product_ids))
+    needs = np.asarray(needs, dtype=bool) & (items >= len(SPECIAL_ITEMS))
+    known = [encode(space, ids) for _, ids in groups]
+    chosen = relations.choose_anchors(items, known, space.vectors, space.related, needs=needs, max_share=max_share)
+    return [(groups[group][0], space.vocabulary.items[anchor]) if group >= 0 else ("", "") for group, anchor in chosen]

@@ -1,18 +1,25 @@
-"""What the store's events say about products, for every shopper alike: popular, trending, bought together.
+"""What the store's events say about products, for every shopper alike: popular, trending, bought
+together, and which products are related (co-purchase lift, for explanations and similar products).
 
-Each figure is one aggregate query, cached in Django's cache and recomputed by one request at a
-time once it is older than its freshness (the others keep serving the previous figures), so no
-request scans the event table.
+Each figure but the last is one aggregate query, cached in Django's cache and recomputed by one
+request at a time once it is older than its freshness (the others keep serving the previous
+figures), so no request scans the event table. The relations are counted over every basket of the
+last RELATED_DAYS, in each process (tens of megabytes: too large for a cache entry), once per model
+version that does not carry its own (see scoring.related_products) and new purchases.
 """
 import math
+import threading
 import time
 from datetime import timedelta
 
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from personalization.cache import cache
+from personalization.ml.related import Related, item_categories
+from personalization.ml.sequences import SPECIAL_ITEMS, Vocabulary, build_sequences
 from personalization.models import Event, EventKind
+from personalization.services.frames import purchase_frame
 
 #: How many products each list keeps, best first.
 LIST_SIZE = 500
@@ -24,6 +31,8 @@ TOGETHER_ORDERS = 500
 MIN_TOGETHER = 2
 MIN_TOGETHER_PRODUCTS = 10
 FRESH_SECONDS = {"popular": 15 * 60, "trending": 5 * 60, "together": 60 * 60}
+#: The purchases the relations are counted over.
+RELATED_DAYS = 365
 KEEP_SECONDS = 24 * 60 * 60
 _REFRESH_LOCK_SECONDS = 60
 
@@ -119,3 +128,33 @@ def _count_together(product_id):
     rarest = min(orders_of.values(), default=1)
     strength = [(other, n / math.sqrt(len(orders) * max(orders_of.get(other, rarest), n))) for other, n in together]
     return sorted(strength, key=lambda pair: (-pair[1], pair[0]))
+
+
+_related = {"counted": None, "related": None}  # this process's latest relations: what they were counted from, them
+_related_lock = threading.Lock()
+
+
+def copurchases(vocabulary):
+    """ml.related.Related of the items of `vocabulary`, counted over the purchases of the last
+    RELATED_DAYS; counted again only when purchases were recorded since (one aggregate query tells)."""
+    purchases = Event.objects.filter(kind=EventKind.PURCHASE)
+    with _related_lock:
+        counted = purchases.aggregate(n=Count("id"), last=Max("id"), latest=Max("created_at"))
+        if _related["counted"] != counted:
+            _related["related"] = _count_related(timezone.now() - timedelta(days=RELATED_DAYS))
+            _related["counted"] = counted
+        related, own = _related["related"]
+    if own == vocabulary:
+        return related
+    return related.reindexed(vocabulary.encode(list(own.items)), len(vocabulary))
+
+
+def _count_related(since):
+    """(Related, its Vocabulary) of the purchases since `since`."""
+    frame = purchase_frame(since=since)
+    if not len(frame):
+        vocabulary = Vocabulary(SPECIAL_ITEMS)
+        return Related.empty(len(vocabulary)), vocabulary
+    sequences = build_sequences(frame)
+    categories, names = item_categories(frame["product_id"].astype(str), frame["category"].astype(str), sequences.vocabulary)
+    return Related.from_sequences(sequences, categories, names), sequences.vocabulary

@@ -1,10 +1,12 @@
 """The active models as serving reads them: loaded through the registry, scoring shoppers with
-whichever algorithm a version runs, and the item vectors that explain and relate products.
+whichever algorithm a version runs, and the item vectors and co-purchase relations that explain
+and relate products.
 
 A next-basket version runs the CNN, TIFU-KNN or personal frequency (whichever won its training
 run); each scores shoppers given as lists of encoded baskets. What is derived from a loaded version
 (an int8 copy of a network, its unit item vectors) is made once per version and process.
 """
+import logging
 from typing import NamedTuple
 
 import numpy as np
@@ -13,9 +15,13 @@ import torch.nn.functional as F
 
 from personalization import registry
 from personalization.ml.baselines import PersonalFrequency, TifuKnn
+from personalization.ml.related import Related
 from personalization.ml.sequences import SPECIAL_ITEMS, BasketSequences
 from personalization.ml.models import NextBasketCNN, ShopperAutoencoder, cpu_scorer, score_shoppers
 from personalization.models import ModelKind
+from personalization.services import event_stats
+
+logger = logging.getLogger("personalization.scoring")
 
 #: What can serve each kind that scores shoppers.
 SERVABLE = {
@@ -99,7 +105,8 @@ def scorer(checkpoint):
 
 class ItemSpace(NamedTuple):
     vocabulary: object  # ml.sequences.Vocabulary
-    vectors: torch.Tensor  # (len(vocabulary), d) unit vectors
+    vectors: torch.Tensor | None  # (len(vocabulary), d) unit vectors; None: a baseline's, which learns none
+    related: Related  # co-purchase lift and categories of the vocabulary's items (ml.related)
 
 
 def _learned_vectors(loaded):
@@ -117,11 +124,40 @@ def _learned_vectors(loaded):
     return F.normalize(weights.detach().float().cpu(), dim=1)
 
 
+def related_products(loaded):
+    """The co-purchase relations (ml.related.Related) of a loaded version's vocabulary: stored with
+    it (its checkpoint's extra["related"]), else counted from the store's purchase events; made once
+    per version and process."""
+    return _per_version("related", loaded, _relations_of)
+
+
+def _relations_of(loaded):
+    stored = (getattr(loaded, "extra", None) or {}).get("related")
+    if stored is not None:
+        try:
+            related = Related.from_state(stored)
+            if related.n_items == len(loaded.vocabulary):
+                return related
+            logger.warning("The related products stored with the %s version do not fit its vocabulary; counting them again", loaded.kind)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            logger.warning("The related products stored with the %s version cannot be read; counting them again", loaded.kind, exc_info=True)
+    return event_stats.copurchases(loaded.vocabulary)
+
+
+def _spaces(checkpoint):
+    yield checkpoint
+    yield served(ModelKind.AUTOENCODER)  # only asked for when the checkpoint has no vectors
+
+
 def item_space(checkpoint):
-    """The item vectors that explain `checkpoint`'s recommendations and find similar products: its
-    own, or the active autoencoder's when it has none (a baseline) or is None; None without either."""
-    for loaded in (checkpoint, served(ModelKind.AUTOENCODER)):
+    """The items that explain `checkpoint`'s recommendations and find similar products: learned
+    vectors (its own, or the active autoencoder's when it has none, a baseline, or is None) with
+    their vocabulary's co-purchase relations; a baseline's vocabulary with relations alone when no
+    version has vectors; None without any version."""
+    for loaded in _spaces(checkpoint):
         vectors = None if loaded is None or loaded.vocabulary is None else _per_version("vectors", loaded, _learned_vectors)
         if vectors is not None:
-            return ItemSpace(loaded.vocabulary, vectors)
+            return ItemSpace(loaded.vocabulary, vectors, related_products(loaded))
+    if checkpoint is not None and checkpoint.vocabulary is not None:
+        return ItemSpace(checkpoint.vocabulary, None, related_products(checkpoint))
     return None

@@ -27,7 +27,7 @@ def related_of(lists, n_products, categories=None, **options):
 def test_lift_is_shrunk_toward_one_and_kept_only_above_it():
     # 0 and 1 share 4 of 8 baskets; 2 and 3 fill the rest; 0 and 2 share one basket only.
     lists = [[0, 1]] * 4 + [[2, 3]] * 3 + [[0, 2]]
-    related = related_of(lists, 4, prior=5.0, min_together=2)
+    related = related_of(lists, 4, prior=5.0, min_together=2, min_lift=1.0)
 
     lift = related.pair_lift([S + 0], [S + 1, S + 2, S + 3])[0]
 
@@ -36,6 +36,17 @@ def test_lift_is_shrunk_toward_one_and_kept_only_above_it():
     assert 1 < lift[0] < together * n / (5 * 4)  # shrunk below the raw lift of 1.6
     assert lift[1] == 1 and lift[2] == 1  # one shared basket is below MIN_TOGETHER; never together
     assert related.pair_lift([S + 1], [S + 0])[0, 0] == pytest.approx(lift[0])  # symmetric
+
+
+def test_a_pair_is_related_when_its_shrunk_lift_reaches_min_lift():
+    # 0 and 1: 3 shared baskets of 60 where 1.5 were expected by chance; 2 and 3: 3 where 0.15 were.
+    lists = [[0, 1]] * 3 + [[0, 4]] * 7 + [[1, 5]] * 6 + [[2, 3]] * 3 + [[4, 5]] * 41
+    related = related_of(lists, 6)
+
+    lift = related.pair_lift([S + 0, S + 2], [S + 1, S + 3])
+
+    assert lift[0, 0] == 1  # (3 + 5) / (1.5 + 5) = 1.23: chance
+    assert lift[1, 1] == pytest.approx((3 + 5) / (3 * 3 / 60 + 5))  # 1.57
 
 
 def test_each_item_keeps_its_strongest_relations_only():
@@ -53,7 +64,7 @@ def test_huge_baskets_and_special_items_are_not_counted():
     items = np.concatenate([[0, 1], items])  # padding and unknown in the first basket
     offsets = np.concatenate([[0], offsets[1:] + 2])
 
-    related = Related.from_baskets(offsets, items, 10 + S, max_basket=5, prior=0.0)
+    related = Related.from_baskets(offsets, items, 10 + S, max_basket=5, prior=0.0, min_lift=1.0)
 
     assert related.pair_lift([S + 0], [S + 1])[0, 0] > 1
     assert related.pair_lift([S + 2], [S + 3])[0, 0] == 1  # the 6-product baskets are left out
@@ -71,7 +82,7 @@ def test_item_categories_take_each_products_most_common_category():
 
 
 def test_relations_survive_a_state_round_trip_and_a_new_vocabulary():
-    related = related_of([[0, 1]] * 4 + [[2, 3]] * 4, 4, categories=[0, 0, 1, -1])
+    related = related_of([[0, 1]] * 4 + [[2, 3]] * 4, 4, categories=[0, 0, 1, -1], prior=1.0)
 
     again = Related.from_state(related.state())
     moved = related.reindexed(np.array([0, 1, S + 2, S + 0, 1, S + 1]), S + 3)  # product 2 is not there
@@ -94,7 +105,7 @@ def test_relations_are_counted_from_order_lines_as_training_reads_them():
         }
     )
     sequences = build_sequences(frame)
-    related = Related.from_sequences(sequences)
+    related = Related.from_sequences(sequences, prior=0.0)
     milk, butter, bread = sequences.vocabulary.encode(["milk", "butter", "bread"])
 
     assert related.pair_lift([milk], [butter, bread]).tolist() == [[pytest.approx(related.lift_row(milk)[butter]), 1.0]]
