@@ -91,7 +91,9 @@ def time_scoring(model, histories, vocabulary, device, repeats):
             baskets = histories[i % len(histories)]
             started = time.perf_counter()
             sequences = BasketSequences.from_baskets([[vocabulary.encode(b) for b in baskets]], vocabulary)
-            x = model_inputs(sequences, [0], window=model.config.window, max_basket_size=model.config.max_basket_size, decay=model.config.decay)
+            config = model.config
+            features = getattr(config, "reads_repeat_features", True)
+            x = model_inputs(sequences, [0], window=config.window, max_basket_size=config.max_basket_size, decay=config.decay, features=features)
             scores, _ = model(x.to(device))
             best = scores[0].topk(TOP).indices.cpu().numpy()
             vocabulary.decode(best)

@@ -6,7 +6,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from personalization.ml.features import Decay, repeat_features
+from personalization.ml.features import Decay, history_vectors, repeat_features
 from personalization.ml.sequences import PAD, SPECIAL_ITEMS, concat_ranges, shopper_keys
 
 
@@ -58,11 +58,17 @@ class NextBasketInput(NamedTuple):
         return out.index_put_((self.rows, self.items), self.weights)
 
 
-def model_inputs(sequences, users=None, upto=None, *, window, max_basket_size, decay):
-    """Inputs to predict basket `upto[i]` of shopper `users[i]` (default: the basket after the last)."""
+def model_inputs(sequences, users=None, upto=None, *, window, max_basket_size, decay, features=True):
+    """Inputs to predict basket `upto[i]` of shopper `users[i]` (default: the basket after the last).
+    Without `features`, the repeat features are left empty (C, 0): a model that reads only the
+    history vector (the autoencoder) saves their cost."""
     users = np.arange(sequences.n_users) if users is None else np.asarray(users, dtype=np.int64)
     upto = sequences.basket_counts[users] if upto is None else np.asarray(upto, dtype=np.int64)
-    rows, items, weight, features = repeat_features(sequences, users, upto, decay)
+    if features:
+        rows, items, weight, features = repeat_features(sequences, users, upto, decay)
+    else:
+        rows, items, weight = history_vectors(sequences, users, upto, decay)
+        features = np.zeros((len(rows), 0), dtype=np.float32)
     return NextBasketInput(
         _recent_baskets(sequences, users, upto, window, max_basket_size),
         torch.from_numpy(upto.astype(np.float32)),
@@ -104,8 +110,9 @@ def batch_indices(n, batch_size, shuffle=False, generator=None, limit=None):
 class NextBasketData:
     """Every (baskets before t -> basket t) pair of every shopper, turned into tensors batch by batch."""
 
-    def __init__(self, sequences, *, window, max_basket_size, decay, pairs=None):
+    def __init__(self, sequences, *, window, max_basket_size, decay, pairs=None, features=True):
         self.sequences = sequences
+        self.features = features  # whether the inputs carry the repeat features (model_inputs)
         self.window = window
         self.max_basket_size = max_basket_size
         self.decay = decay
@@ -126,6 +133,7 @@ class NextBasketData:
             window=config.window,
             max_basket_size=config.max_basket_size,
             decay=Decay(config.group_size, config.within_decay, config.across_decay),
+            features=getattr(config, "reads_repeat_features", True),
         )
 
     def __len__(self):
@@ -134,13 +142,25 @@ class NextBasketData:
     def batch(self, index):
         users, positions = self.pairs[index, 0], self.pairs[index, 1]
         x = model_inputs(
-            self.sequences, users, positions, window=self.window, max_basket_size=self.max_basket_size, decay=self.decay
+            self.sequences,
+            users,
+            positions,
+            window=self.window,
+            max_basket_size=self.max_basket_size,
+            decay=self.decay,
+            features=self.features,
         )
         return x, basket_targets(self.sequences, users, positions)
 
     def batches(self, batch_size, shuffle=False, generator=None, limit=None):
         for index in batch_indices(len(self), batch_size, shuffle, generator, limit):
             yield self.batch(index)
+
+    def latest(self, n):
+        """The same data with only each shopper's `n` latest pairs (the baskets a next-basket model
+        is asked about are each shopper's next one, after a long history)."""
+        users, positions = self.pairs[:, 0], self.pairs[:, 1]
+        return self._with(self.pairs[positions >= self.sequences.basket_counts[users] - n])
 
     def validation_split(self, seed=0):
         """(train, validation): each shopper's last pair validates, for shoppers with two pairs or more."""
@@ -157,7 +177,12 @@ class NextBasketData:
 
     def _with(self, pairs):
         return NextBasketData(
-            self.sequences, window=self.window, max_basket_size=self.max_basket_size, decay=self.decay, pairs=pairs
+            self.sequences,
+            window=self.window,
+            max_basket_size=self.max_basket_size,
+            decay=self.decay,
+            pairs=pairs,
+            features=self.features,
         )
 
 

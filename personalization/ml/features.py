@@ -68,6 +68,15 @@ def history_entries(sequences, users=None, upto=None, decay=Decay()):
     return rows, items, weight
 
 
+def history_vectors(sequences, users=None, upto=None, decay=Decay()):
+    """(row, item, weight) of the decayed frequency vectors, one entry per (row, item), sorted by row
+    then item (what repeat_features gives, without the features)."""
+    rows, items, weight = history_entries(sequences, users, upto, decay)
+    key = rows * np.int64(sequences.n_items) + items
+    cells, inverse = np.unique(key, return_inverse=True)
+    return cells // sequences.n_items, cells % sequences.n_items, np.bincount(inverse, weights=weight, minlength=len(cells))
+
+
 def decayed_frequency(sequences, users=None, upto=None, decay=Decay(), dense=False):
     """Personal frequency vectors (len(users) x n_items), time-decayed as TIFU-KNN's.
 

@@ -301,6 +301,7 @@ class AutoencoderConfig:
     across_decay: float = 0.7  # r_g: decay between groups
     window: ClassVar[int] = 0  # reads no basket sequence, only the history vector
     max_basket_size: ClassVar[int] = 0
+    reads_repeat_features: ClassVar[bool] = False
 
     @property
     def decay(self):
@@ -494,6 +495,7 @@ def score_shoppers(model, sequences, users=None, batch_size=512):
             window=config.window,
             max_basket_size=config.max_basket_size,
             decay=config.decay,
+            features=getattr(config, "reads_repeat_features", True),
         )
         scores, _ = model(x.to(device))
         out.append(scores.cpu())
@@ -526,7 +528,9 @@ def shopper_embeddings(model, sequences, users=None, batch_size=1024):
     device = next(model.parameters()).device
     out = [
         model.embed(
-            model_inputs(sequences, users[s : s + batch_size], window=0, max_basket_size=0, decay=model.config.decay).to(device)
+            model_inputs(
+                sequences, users[s : s + batch_size], window=0, max_basket_size=0, decay=model.config.decay, features=False
+            ).to(device)
         ).cpu()
         for s in range(0, len(users), batch_size)
     ]

@@ -40,6 +40,9 @@ class TrainConfig:
     # Wall-clock seconds of training, validation included; None: no limit. An epoch that runs past it
     # stops after the batch in progress, is validated, and training ends (the best epoch is kept).
     time_budget: float | None = None
+    # Next-basket networks: learn from each shopper's this many latest (history -> basket) pairs only;
+    # None: from every pair.
+    recent_pairs: int | None = None
     seed: int = 0
     device: str = "auto"  # "auto": cuda when available, else cpu
 
@@ -176,7 +179,10 @@ def train_next_basket(sequences, model_config=None, train_config=None, progress=
     model.repeat.item_statistics.copy_(item_statistics(sequences))
     model.explored.set(most_bought(sequences, len(model.explored)))
     model.neighbours.fill(pool, shopper_keys(sequences.user_ids[pool_rows(sequences, model_config)]))
-    return fit(model, NextBasketData.for_model(sequences, model_config), train_config, progress)
+    data = NextBasketData.for_model(sequences, model_config)
+    if train_config.recent_pairs:
+        data = data.latest(train_config.recent_pairs)
+    return fit(model, data, train_config, progress)
 
 
 def pool_rows(sequences, config):

@@ -149,6 +149,28 @@ def test_validation_holds_out_each_shoppers_last_pair(tiny_frame):
     assert np.all(validation.pairs[:, 1] == counts - 1)
 
 
+def test_latest_keeps_each_shoppers_latest_pairs_only(tiny_frame):
+    data = NextBasketData(build_sequences(tiny_frame), window=2, max_basket_size=4, decay=Decay())
+
+    latest = data.latest(1)
+
+    counts = data.sequences.basket_counts
+    assert sorted(latest.pairs[:, 0].tolist()) == sorted(np.flatnonzero(counts >= 2).tolist())
+    assert np.all(latest.pairs[:, 1] == counts[latest.pairs[:, 0]] - 1)
+    assert len(data.latest(2)) == (4 - 1 - 1) + 2 + 2 and len(data.latest(10)) == len(data)
+
+
+def test_the_history_alone_is_the_repeat_features_weights_without_the_features(tiny_frame):
+    sequences = build_sequences(tiny_frame)
+
+    plain = model_inputs(sequences, window=1, max_basket_size=4, decay=Decay(), features=False)
+    full = model_inputs(sequences, window=1, max_basket_size=4, decay=Decay())
+
+    assert plain.features.shape == (len(full.rows), 0)
+    assert torch.equal(plain.rows, full.rows) and torch.equal(plain.items, full.items)
+    assert torch.allclose(plain.weights, full.weights)
+
+
 def test_item_statistics_measure_how_often_a_product_is_bought_again():
     sequences = build_sequences(order_lines({"u": [["tea", "jam"], ["tea"], ["tea"]], "v": [["jam"], ["milk"]]}))
     tea, jam = sequences.vocabulary.encode(["tea", "jam"])

@@ -3,6 +3,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 from django.core.management.base import BaseCommand, CommandError
 
 from personalization.ml import evaluate
@@ -28,16 +29,36 @@ class Command(BaseCommand):
         parser.add_argument("--predictions", help="write one JSON line per shopper: the served model's 20 best items")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument(
+            "--threads",
+            type=int,
+            help="torch CPU threads (default: torch's choice; 1 is much faster on a machine other work keeps busy)",
+        )
+        parser.add_argument(
             "--resamples", type=int, default=2000, help="bootstrap resamplings of the shoppers (default: 2000)"
         )
 
     def handle(
-        self, *args, csv=None, from_db=False, k, models, json_out=None, predictions=None, seed=0, resamples=2000, **options
+        self,
+        *args,
+        csv=None,
+        from_db=False,
+        k,
+        models,
+        json_out=None,
+        predictions=None,
+        seed=0,
+        resamples=2000,
+        threads=None,
+        **options,
     ):
         if any(value <= 0 for value in k):
             raise CommandError(f"--k takes positive whole numbers, got {k}")
         if resamples <= 0:
             raise CommandError(f"--resamples takes a positive whole number, got {resamples}")
+        if threads is not None:
+            if threads <= 0:
+                raise CommandError(f"--threads takes a positive whole number, got {threads}")
+            torch.set_num_threads(threads)
         started = time.perf_counter()
         frame = self.read_csv(csv) if csv else self.read_db()
 
