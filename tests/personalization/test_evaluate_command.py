@@ -55,3 +55,8 @@ def test_each_model_is_printed_with_its_interval_against_tifu_knn(tmp_path):
 def test_resamples_must_be_positive(tmp_path):
     with pytest.raises(CommandError, match="--resamples"):
         call_command("personalization_evaluate", "--csv", str(tmp_path / "orders.csv"), "--resamples", "0")
+
+
+def test_threads_must_be_positive(tmp_path):
+    with pytest.raises(CommandError, match="--threads"):
+        call_command("personalization_evaluate", "--csv", str(tmp_path / "orders.csv"), "--threads", "0")
