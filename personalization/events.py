@@ -5,7 +5,6 @@ a failed write is logged with the events it could not store.
 """
 import hashlib
 import logging
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -13,33 +12,21 @@ from decimal import Decimal, InvalidOperation
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from personalization import attribution, privacy
+from personalization import attribution, privacy, state
 from personalization.cache import cache
 from personalization.conf import settings
 from personalization.models import Event, EventKind, EventSource
+from personalization.state import Shopper, shopper_from  # who did it: personalization.events.Shopper for callers
 
 logger = logging.getLogger("personalization.events")
 
 KINDS = frozenset(EventKind.values)
 #: Kinds that change what a shopper is recommended; impressions and clicks do not.
 SHAPING_KINDS = frozenset({EventKind.VIEW, EventKind.CART_ADD, EventKind.CART_REMOVE, EventKind.PURCHASE})
-#: How long a shopper's version token lives; cached recommendations live shorter.
-VERSION_SECONDS = 24 * 60 * 60
 
 
 class InvalidEvent(ValueError):
     """An event that cannot be recorded as given; the message says which field and why."""
-
-
-@dataclass
-class Shopper:
-    """Who did it: a signed-in user, or an anonymous session."""
-
-    user_id: object = None
-    session_key: str = ""
-
-    def __bool__(self):
-        return bool(self.user_id or self.session_key)
 
 
 @dataclass
@@ -236,73 +223,9 @@ def _log_lost(events):
     )
 
 
-def _version_key(user_id, session_key):
-    return f"personalization:shopper-version:u{user_id}" if user_id else f"personalization:shopper-version:s{session_key}"
-
-
-def shopper_version(shopper, *, cached=None):
-    """A token that changes whenever the shopper's views, cart or purchases are recorded: what is
-    cached about a shopper (their recommendations) is keyed by it.
-
-    `cached`: the token already read from the cache under shopper_version_key (None: read it here;
-    NOT_CACHED: it was read and is not there)."""
-    return shopper_version_of(shopper, cached=cached)[0]
-
-
-def shopper_version_key(shopper):
-    return _version_key(shopper.user_id, shopper.session_key)
-
-
-def shopper_version_of(shopper, *, cached=None):
-    """(token, new): as shopper_version, with `new` True when this call created the token (so nothing
-    can be cached under it yet)."""
-    if not shopper:
-        return "", False
-    if cached is not None and cached is not privacy.NOT_CACHED:
-        return cached, False
-    key = _version_key(shopper.user_id, shopper.session_key)
-    token = None if cached is privacy.NOT_CACHED else cache.get(key)
-    if token is not None:
-        return token, False
-    token = uuid.uuid4().hex[:12]
-    if cache.add(key, token, VERSION_SECONDS):
-        return token, True
-    return cache.get(key, token), False  # another request created it first
-
-
-def shopper_versions(shoppers):
-    """[version token] of many shoppers, in order, in two cache round trips: the tokens they have,
-    then new ones for the others (precomputing; a request racing it at worst orphans what it cached)."""
-    keys = [shopper_version_key(shopper) for shopper in shoppers]
-    found = cache.get_many(keys)
-    new = {key: uuid.uuid4().hex[:12] for key in keys if key not in found}
-    if new:
-        cache.set_many(new, VERSION_SECONDS)
-    return [found.get(key) or new[key] for key in keys]
-
-
-def renew_shopper_versions(owners):
-    """Gives each (user_id, session_key) a new version token, in one cache write; never raises."""
-    tokens = {_version_key(user_id, session_key): uuid.uuid4().hex[:12] for user_id, session_key in owners}
-    if not tokens:
-        return
-    try:
-        cache.set_many(tokens, VERSION_SECONDS)
-    except Exception:
-        logger.exception("Could not renew the version of %d shopper(s)", len(tokens))
-
-
-def shopper_from(request_or_user):
-    """The Shopper behind a request (creating the session key if needed) or a user."""
-    user = getattr(request_or_user, "user", request_or_user)
-    if getattr(user, "is_authenticated", False):
-        return Shopper(user_id=user.pk)
-    session = getattr(request_or_user, "session", None)
-    if session is None:
-        return Shopper()
-    if not session.session_key:
-        session.save()
-    return Shopper(session_key=session.session_key)
+#: The shopper's version token lives in personalization.state; services.erasure still reaches it here.
+renew_shopper_versions = state.renew_versions
+shopper_version_key = state.version_key
 
 
 def record_for(request_or_user, kind, product_id, quantity=1, **fields):

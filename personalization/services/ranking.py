@@ -6,19 +6,18 @@
 A placement's strategy is tried first, then its fallback, then popular products, until the
 placement is full. Candidates are cached per shopper and placement; the cache key holds the
 shopper's version token (renewed by each of their new views, cart changes and purchases, see
-`events.shopper_version`) and the loaded model versions, so a new event or a newly activated model
+`personalization.state`) and the loaded model versions, so a new event or a newly activated model
 is seen at once. The shop's rules run on every request against live data through the adapter, so
 a product that just sold out is never shown. Nothing here raises into a page: a broken model or
 a failing query is logged and popular products are served instead.
 """
 import functools
-import hashlib
 import logging
 from dataclasses import asdict, dataclass, field, replace
 
 from django.urls import NoReverseMatch, reverse
 
-from personalization import attribution, events, privacy, registry
+from personalization import attribution, events, privacy, registry, state
 from personalization.adapters import ProductInfo, get_adapter, url_context
 from personalization.cache import cache
 from personalization.models import EventKind, Placement
@@ -95,18 +94,20 @@ def _product_dict(product):
 
 
 def recommend(
-    placement, shopper, *, product_id=None, cart_product_ids=None, limit=None, exclude_product_ids=(), state=None
+    placement, shopper, *, product_id=None, cart_product_ids=None, limit=None, exclude_product_ids=(), shopper_state=None
 ):
     """Recommendations of `placement` for `shopper` (an events.Shopper; empty for nobody known).
 
     `product_id`: the product of the page (bought together, similar; never recommended itself).
     `cart_product_ids`: what the cart holds; None reads it from the shopper's cart events.
     `limit`: at most this many items (default: the placement's). `exclude_product_ids`: products
-    already shown on the page. `state`: what _read_state read for this shopper (recommend_slug).
+    already shown on the page. `state`: the state.ShopperState read with the placement (recommend_slug).
     Never raises; an inactive placement gives no items.
     """
     # The shopper's arm when an experiment runs on the placement (its exposure recorded).
-    placement = experiments.placement_for(placement, shopper, cached=state.get("experiment") if state else None)
+    placement = experiments.placement_for(
+        placement, shopper, cached=shopper_state.experiment_cached() if shopper_state else None
+    )
     recommendation_id = attribution.new_recommendation_id(shopper)
     requested, limit = limit, _limit(limit, placement)
     product_id = None if product_id in (None, "") else str(product_id)
@@ -114,7 +115,7 @@ def recommend(
     if placement.active:
         try:
             ask = _Ask(product_id, cart_product_ids, limit, requested)
-            shortlist = _shortlist(placement, shopper, ask, state)
+            shortlist = _shortlist(placement, shopper, ask, shopper_state)
             items = _serve(placement, shortlist, product_id=product_id, exclude=exclude_product_ids, limit=limit)
         except Exception:
             logger.exception("Recommendations of placement %r failed; serving popular products", placement.slug)
@@ -132,8 +133,8 @@ def recommend(
 def recommend_slug(slug, shopper, **options):
     """recommend() of the placement `slug`, which is read from the cache in the same round trip as
     what ranking reads about the shopper. Raises Placement.DoesNotExist for an unknown slug."""
-    placement, state = _placement_and_state(slug, shopper, options)
-    return recommend(placement, shopper, state=state, **options)
+    placement, shopper_state = _placement_and_state(slug, shopper, options)
+    return recommend(placement, shopper, shopper_state=shopper_state, **options)
 
 
 def recommend_for_slug(slug, request, *, product_id=None, cart_product_ids=None, limit=None):
@@ -144,8 +145,8 @@ def recommend_for_slug(slug, request, *, product_id=None, cart_product_ids=None,
     """
     shopper = shopper_for(request)
     options = {"product_id": product_id, "cart_product_ids": cart_product_ids, "limit": limit}
-    placement, state = _placement_and_state(slug, shopper, options)
-    return _for_page(request, placement, shopper=shopper, state=state, **options)
+    placement, shopper_state = _placement_and_state(slug, shopper, options)
+    return _for_page(request, placement, shopper=shopper, shopper_state=shopper_state, **options)
 
 
 def cart_predictions(shopper, cart_product_ids=None, *, limit=None, exclude_product_ids=()):
@@ -166,12 +167,12 @@ def shopper_for(request):
     return events.shopper_from(request)
 
 
-def placement_by_slug(slug, cached=None):
-    """The Placement with this slug (cached briefly); raises Placement.DoesNotExist. `cached`: what the
-    caller read from the cache under Placement.cache_key(slug) (None: read it here)."""
+def placement_by_slug(slug, shopper_state=None):
+    """The Placement with this slug (cached briefly); raises Placement.DoesNotExist. `shopper_state`:
+    a state.ShopperState read with the placement (None: read the cache here)."""
     key = Placement.cache_key(slug)
-    placement = cache.get(key) if cached is None else cached
-    if placement is None or placement is privacy.NOT_CACHED:
+    placement = cache.get(key) if shopper_state is None else shopper_state.placement
+    if placement is None:
         placement = Placement.objects.get(slug=slug)
         cache.set(key, placement, PLACEMENT_CACHE_SECONDS)
     return placement
@@ -182,13 +183,13 @@ def _placement_and_state(slug, shopper, options):
     `options`), in one round trip (the state of every model a strategy may need, since the placement
     is not known yet). When the cache fails, the state is left to _shortlist, which falls back to
     popular products."""
-    slot = _slot_key(slug, shopper, options.get("limit"), options.get("product_id"), options.get("cart_product_ids"))
+    slot = state.slot_key(slug, shopper, options.get("limit"), options.get("product_id"), options.get("cart_product_ids"))
     try:
-        state = _read_state(shopper, _ALL_MODELS, placement_slug=slug, slot=slot)
+        shopper_state = state.read(shopper, models=_ALL_MODELS, slot=slot, placement_slug=slug)
     except Exception:
         logger.exception("Could not read the state of placement %r from the cache", slug)
         return placement_by_slug(slug), None
-    return placement_by_slug(slug, cached=state.pop("placement")), state
+    return placement_by_slug(slug, shopper_state=shopper_state), shopper_state
 
 
 def cart_placement():
@@ -293,68 +294,44 @@ class _Ask:
     requested: object  # the limit as the caller asked for it (None: the placement's)
 
 
-def _shortlist(placement, shopper, ask, state=None):
+def _shortlist(placement, shopper, ask, shopper_state=None):
     """The Shortlist, cached in a slot per shopper, placement and ask, and valid while the shopper's
     version token, the placement and the loaded model versions are the ones it was computed for.
 
     The placement (recommend_slug), the shopper's opt-out and version token, the active model
-    versions and the slot are read in one cache round trip (`state`: already read), and the model
-    versions stay pinned while the shortlist is built."""
+    versions and the slot are read in one cache round trip (`shopper_state`: already read), and the
+    model versions stay pinned while the shortlist is built."""
     chain = _chain(placement)
     models = _models(chain)
-    if state is None:
-        slot = _slot_key(placement.slug, shopper, ask.requested, ask.product_id, ask.cart_product_ids)
-        state = _read_state(shopper, models, slot=slot)
-    version, looked_up = state["version"], False
-    with registry.pinned({**state["models"], **placement.model_versions}):
-        if shopper and version not in (None, privacy.NOT_CACHED) and state["opted_out"] is not True:
+    if shopper_state is None:
+        slot = state.slot_key(placement.slug, shopper, ask.requested, ask.product_id, ask.cart_product_ids)
+        shopper_state = state.read(shopper, models=models, slot=slot)
+    looked_up = False
+    with registry.pinned({**shopper_state.models, **placement.model_versions}):
+        if shopper and shopper_state.version is not None and shopper_state.opted_out is not True:
             # Computed under the shopper's current token, so while they had not opted out: opting
             # out renews the token (privacy.opt_out_recorded). Served without asking again.
-            cached, looked_up = _valid(state["slot"], _check(placement, models, version, ask.limit)), True
+            check = _check(placement, models, shopper_state.version, ask.limit)
+            cached, looked_up = _valid(shopper_state.slot, check), True
             if cached is not None:
                 return cached
-        if shopper and privacy.is_opted_out(shopper.user_id, shopper.session_key, cached=state["opted_out"]):
+        if shopper_state.is_opted_out():
             # Nothing personal; and what was cached before they opted out must not come back if they opt in.
-            events.renew_shopper_versions([(shopper.user_id, shopper.session_key)])
-            shopper, version, looked_up = events.Shopper(), None, False
-        return _pinned_shortlist(placement, chain, models, shopper, version, ask, looked_up=looked_up)
-
-
-def _read_state(shopper, models, placement_slug=None, slot=None):
-    """What _shortlist reads from the cache, in one round trip: {"opted_out": cached answer or None,
-    "version": cached token or None, "models": {kind: version id}, "slot": what the slot holds},
-    and with `placement_slug`, "placement": the cached placement (privacy.NOT_CACHED: none)."""
-    keys = {("model", kind): registry.active_key(kind) for kind in models}
-    if shopper:
-        keys["opted_out"] = privacy.opt_out_cache_key(shopper.user_id, shopper.session_key)
-        keys["version"] = events.shopper_version_key(shopper)
-    if placement_slug is not None:
-        keys["placement"] = Placement.cache_key(placement_slug)
-        keys["experiment"] = experiments.cache_key(placement_slug)
-    if slot is not None:
-        keys["slot"] = slot
-    found = cache.get_many(list(keys.values()))
-    state = {
-        "opted_out": found.get(keys["opted_out"], privacy.NOT_CACHED) if shopper else None,
-        "version": found.get(keys["version"], privacy.NOT_CACHED) if shopper else None,
-        "models": registry.active_ids(models, cached={kind: found.get(registry.active_key(kind)) for kind in models}),
-    }
-    state["slot"] = found.get(slot) if slot is not None else None
-    if placement_slug is not None:
-        state["placement"] = found.get(keys["placement"], privacy.NOT_CACHED)
-        state["experiment"] = found.get(keys["experiment"], privacy.NOT_CACHED)
-    return state
+            state.renew_versions([(shopper.user_id, shopper.session_key)])
+            return _pinned_shortlist(placement, chain, models, state.ShopperState(state.NOBODY), ask)
+        return _pinned_shortlist(placement, chain, models, shopper_state, ask, looked_up=looked_up)
 
 
 #: Every model a strategy reads (what _placement_and_state reads before the placement is known).
 _ALL_MODELS = _models(sources.MODELS)
 
 
-def _pinned_shortlist(placement, chain, models, shopper, version, ask, looked_up=False):
+def _pinned_shortlist(placement, chain, models, shopper_state, ask, looked_up=False):
     """The shortlist from its slot, else computed and stored there; `looked_up`: the caller found
-    nothing valid for this shopper's `version` already."""
-    version, new_version = events.shopper_version_of(shopper, cached=version)
-    slot = _slot_key(placement.slug, shopper, ask.requested, ask.product_id, ask.cart_product_ids)
+    nothing valid for the shopper's version token already."""
+    shopper = shopper_state.shopper
+    version, new_version = shopper_state.version_token()
+    slot = state.slot_key(placement.slug, shopper, ask.requested, ask.product_id, ask.cart_product_ids)
     check = _check(placement, models, version, ask.limit)
     if not (new_version or looked_up):  # nothing is cached under a token made just now
         cached = _valid(cache.get(slot), check)
@@ -377,17 +354,7 @@ def precomputed_keys(shopper):
     """The slots of `shopper`'s shortlists for every placement as a page asks for it by default (what
     precompute() fills, and most of what requests fill)."""
     slugs = [*Placement.objects.values_list("slug", flat=True), CART_PREDICTIONS_SLUG]
-    return [_slot_key(slug, shopper, None, None, None) for slug in dict.fromkeys(slugs)]
-
-
-def _slot_key(slug, shopper, requested_limit, product_id, cart_product_ids):
-    """Where the shortlist of one placement, shopper and ask is kept (known before the placement is
-    read: the slug and the limit as asked for). One slot per ask: a newer shortlist replaces the last."""
-    who = f"{shopper.user_id or ''}:{shopper.session_key}" if shopper else "nobody"
-    cart_part = "-" if cart_product_ids is None else sorted(str(p) for p in cart_product_ids)
-    limit_part = "" if requested_limit is None else str(requested_limit)
-    product_part = "" if product_id in (None, "") else str(product_id)
-    return "personalization:recs:" + _digest([slug, limit_part, who, product_part, cart_part])
+    return [state.slot_key(slug, shopper, None, None, None) for slug in dict.fromkeys(slugs)]
 
 
 def _check(placement, models, version, limit):
@@ -395,7 +362,7 @@ def _check(placement, models, version, limit):
     token, the placement as saved, the limit and the loaded model versions."""
     stamp = placement.updated_at.timestamp() if placement.updated_at else 0
     parts = [placement.pk or placement.slug, stamp, placement.strategy, placement.fallback_strategy, limit, version or ""]
-    return _digest(parts + [sources.model_token(k) for k in models])
+    return state.digest(parts + [sources.model_token(k) for k in models])
 
 
 def _valid(entry, check):
@@ -447,12 +414,12 @@ def precompute(placement, user_ids):
     chain = _chain(placement)
     models = _models(chain)
     opted_out = privacy.opted_out_users(user_ids)
-    owners = [events.Shopper(user_id=user_id) for user_id in user_ids if str(user_id) not in opted_out]
+    owners = [state.Shopper(user_id=user_id) for user_id in user_ids if str(user_id) not in opted_out]
     if not owners:
         return 0
     limit = _limit(None, placement)
     with registry.pinned(registry.active_ids(models)):
-        versions = events.shopper_versions(owners)
+        versions = state.version_tokens(owners)
         histories = shoppers.read_histories([owner.user_id for owner in owners])
         contexts = [
             sources.Context(history=history, product_id=None, cart=history.cart, pool=_pool_size(placement, limit))
@@ -467,7 +434,7 @@ def precompute(placement, user_ids):
             logger.exception("Strategy %s of placement %r failed; falling back", chain[0], placement.slug)
             first = [[]] * len(contexts)
         entries = {
-            _slot_key(placement.slug, owner, None, None, None): (
+            state.slot_key(placement.slug, owner, None, None, None): (
                 _check(placement, models, version, limit),
                 _shortlist_of(placement, chain, context, ready),
             )
@@ -475,10 +442,6 @@ def precompute(placement, user_ids):
         }
     cache.set_many(entries, PRECOMPUTED_SECONDS)
     return len(entries)
-
-
-def _digest(parts):
-    return hashlib.sha1(repr(parts).encode()).hexdigest()
 
 
 # The shop's rules, on live data ---------------------------------------------------------------

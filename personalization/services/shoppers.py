@@ -1,14 +1,14 @@
 """What a shopper did, read from their events: past baskets, the current cart, recent views.
 
 One indexed query over the shopper's latest events, cached under their version token (see
-`events.shopper_version`), so every placement of a page shares it and a new event renews it.
+`personalization.state`), so every placement of a page shares it and a new event renews it.
 """
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.utils import timezone
 
-from personalization import events
+from personalization import state
 from personalization.cache import cache
 from personalization.models import Event, EventKind
 
@@ -49,14 +49,15 @@ NOBODY = ShopperHistory()
 def history_of(shopper, *, version=None, new_version=False, write=True):
     """The ShopperHistory of an events.Shopper (NOBODY for a shopper without user or session).
 
-    `version`: their events.shopper_version when the caller has it; `new_version`: it was just
+    `version`: their version token when the caller has it; `new_version`: it was just
     created, so nothing is cached under it yet. `write=False`: returns (history, the cache key to
     store it under for CACHE_SECONDS, or None when it came from the cache), for a caller that
     writes it with its own entries in one round trip."""
     if not shopper:
         return (NOBODY, None) if not write else NOBODY
-    version = version if version is not None else events.shopper_version(shopper)
-    key = history_key(shopper, version)
+    if version is None:
+        version, new_version = state.version_token(shopper)
+    key = state.history_key(shopper, version)
     found = None if new_version else cache.get(key)
     to_write = None
     if found is None:
@@ -66,9 +67,8 @@ def history_of(shopper, *, version=None, new_version=False, write=True):
     return found if write else (found, to_write)
 
 
-def history_key(shopper, version):
-    """Where the history of `shopper` read under their version token `version` is cached."""
-    return f"personalization:history:{shopper.user_id or ''}:{shopper.session_key}:{version}"
+#: Kept for services.erasure, which reads the key here (state.history_key).
+history_key = state.history_key
 
 
 def read_history(shopper):

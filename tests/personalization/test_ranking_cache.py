@@ -3,7 +3,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from personalization import events, privacy
+from personalization import events, privacy, state
 from personalization.events import Shopper
 from personalization.models import Event, EventKind, ModelKind, Placement
 from personalization.services import ranking
@@ -149,6 +149,6 @@ def test_an_opt_out_made_in_the_admin_stops_cached_recommendations_at_once(train
 
     OptOut.objects.create(user=dairy)
     if not cached_answer:
-        cache.delete(privacy.opt_out_cache_key(dairy.pk))
+        cache.delete(state.opt_out_key(dairy.pk))
 
     assert Strategy.FOR_YOU not in {item.strategy for item in ranking.recommend(unit, Shopper(user_id=dairy.pk))}
