@@ -1,8 +1,8 @@
 """The Personalization dashboard: one admin page with every chart of the plugin (README, "Dashboard").
 
 django-admin-charts draws the time series (`personalization.charts`); this page draws the figures
-it cannot express (CTR per placement, coupon campaigns and promotions against their holdouts, recall@10
-per model version)
+it cannot express (CTR per placement, coupon campaigns and promotions against their holdouts, each experiment's
+arms with their intervals, recall@10 per model version)
 from `services.analytics`, with the same d3/nvd3 static files. Staff only: the page is wrapped in
 the admin site's `admin_view` by `personalization.urls`.
 """
@@ -45,12 +45,29 @@ def _percent(share):
     return round(100 * share, 2)
 
 
-def chart_data(now=None, promotions=None):
+def _arm_point(arm):
+    """An arm's bar: its decisive rate in percent with the 95% interval (none without shoppers)."""
+    rate = arm.rate
+    return {
+        "x": arm.name,
+        "y": _percent(rate.value) if rate else 0,
+        "low": _percent(rate.low) if rate else None,
+        "high": _percent(rate.high) if rate else None,
+        "reference": arm.reference,
+    }
+
+
+def _experiment_chart(summary):
+    return {"id": summary.experiment_id, "series": [{"key": summary.metric, "values": [_arm_point(arm) for arm in summary.arms]}]}
+
+
+def chart_data(now=None, promotions=None, experiments=None):
     """What the page's own charts draw, as plain JSON-ready values (labels translated)."""
     since = (now or timezone.now()) - timedelta(days=DAYS)
     placements = analytics.placement_ctr(since=since)
     campaigns = analytics.incremental_conversion()
     promotions = analytics.promotion_performance() if promotions is None else promotions
+    experiments = analytics.experiment_results(since, now) if experiments is None else experiments
     kinds = dict(ModelKind.choices)
     return {
         "placements": {
@@ -68,6 +85,7 @@ def chart_data(now=None, promotions=None):
             {"key": _("Shown it"), "values": [{"x": p.name, "y": _percent(p.shown.conversion.value if p.shown.conversion else 0)} for p in promotions]},
             {"key": _("Held out"), "values": [{"x": p.name, "y": _percent(p.holdout.conversion.value if p.holdout.conversion else 0)} for p in promotions]},
         ],
+        "experiments": [_experiment_chart(e) for e in experiments if e.exposed],
         "recall": [
             {
                 "key": str(kinds.get(kind, kind)),
@@ -82,6 +100,7 @@ def dashboard(request):
     since = timezone.now() - timedelta(days=DAYS)
     admin_charts = charts.charts() if request.user.has_perm("admin_tools_stats.view_dashboardstats") else []
     promotions = analytics.promotion_performance()
+    experiments = analytics.experiment_results(since)
     context = {
         **admin.site.each_context(request),
         "title": _("Personalization dashboard"),
@@ -93,9 +112,10 @@ def dashboard(request):
         "coupons": analytics.coupon_totals(since=since),
         "campaigns": analytics.incremental_conversion(),
         "promotions": promotions,
+        "experiments": experiments,
         "recall_metric": analytics.RECALL_METRIC,
         "currency": conf.CURRENCY_SYMBOL,
-        "data": chart_data(promotions=promotions),
+        "data": chart_data(promotions=promotions, experiments=experiments),
         **{name: _asset(setting, default) for name, (setting, default) in ASSETS.items()},
     }
     request.current_app = admin.site.name

@@ -1,5 +1,6 @@
 """The figures of the admin's Personalization dashboard: plain aggregate queries over the event
-log, coupons and model versions. Nothing here writes; each function is a few queries whatever the
+log, coupons, model versions, promotions and experiments. Nothing here writes; each function but
+experiment_results (services.experiments.outcomes() per experiment) is a few queries whatever the
 number of rows.
 
 The time-series charts (events per day by kind, attributed add-to-carts and revenue per day,
@@ -13,8 +14,18 @@ from decimal import Decimal
 from django.db.models import CharField, Count, DecimalField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
+from django.utils import timezone
 
-from personalization.models import CouponAssignment, CouponCampaign, Coupon, Event, EventKind, ModelVersion, Placement
+from personalization.models import (
+    Coupon,
+    CouponAssignment,
+    CouponCampaign,
+    Event,
+    EventKind,
+    Experiment,
+    ModelVersion,
+    Placement,
+)
 
 #: The held-out metric the dashboard follows across model versions.
 RECALL_METRIC = "recall@10"
@@ -180,3 +191,106 @@ def recall_history(metric=RECALL_METRIC):
         if isinstance(value, (int, float)):
             history.setdefault(kind, []).append((created_at, number, float(value)))
     return history
+
+
+@dataclass(frozen=True)
+class ArmSummary:
+    """One arm of an experiment as the dashboard shows it: the decisive metric over every exposed
+    shopper (95% Wilson interval) and its difference to the reference over the counted shoppers."""
+
+    name: str
+    exposed: int
+    counted: int  # shoppers whose outcome window has closed
+    rate: object  # experiment_stats.Estimate, or None without shoppers
+    difference: object  # experiment_stats.Difference, or None (the reference, or nothing to compare)
+    reference: bool
+    winner: bool
+
+    @property
+    def percent(self):
+        """(rate, low, high) in percent, or None."""
+        return None if self.rate is None else tuple(100 * v for v in (self.rate.value, self.rate.low, self.rate.high))
+
+    @property
+    def difference_points(self):
+        """(difference, low, high) in percentage points, or None."""
+        if self.difference is None:
+            return None
+        estimate = self.difference.estimate
+        return tuple(100 * v for v in (estimate.value, estimate.low, estimate.high))
+
+
+@dataclass(frozen=True)
+class ExperimentSummary:
+    experiment_id: int
+    name: str
+    placement: str
+    metric: str  # the decisive metric's label
+    starts_at: object
+    stops_at: object
+    running: bool
+    needed: int  # shoppers per arm the decision needs
+    ready: bool  # every arm reached the horizon
+    winner: str | None
+    applied: str | None  # the arm made the placement's configuration
+    arms: list
+
+    @property
+    def exposed(self):
+        return sum(arm.exposed for arm in self.arms)
+
+    @property
+    def fewest(self):
+        """Exposed shoppers of the arm with the fewest: how far the experiment is from its horizon."""
+        return min((arm.exposed for arm in self.arms), default=0)
+
+    @property
+    def fewest_counted(self):
+        return min((arm.counted for arm in self.arms), default=0)
+
+
+def experiment_results(since, now=None):
+    """[ExperimentSummary] of every experiment running at `now` or stopped since `since` (started by
+    then), running ones first, then the most recently started: services.experiments.outcomes() each."""
+    from personalization.services import experiments
+
+    now = now or timezone.now()
+    found = (
+        Experiment.objects.filter(starts_at__lte=now)
+        .filter(Q(stops_at__isnull=True) | Q(stops_at__gte=since))
+        .select_related("placement", "applied_arm")
+        .order_by("-starts_at", "-id")
+    )
+    summaries = []
+    for experiment in found:
+        result = experiments.outcomes(experiment, now)
+        primary = experiment.primary_metric
+        winner = result.winner
+        summaries.append(
+            ExperimentSummary(
+                experiment_id=experiment.pk,
+                name=experiment.name,
+                placement=experiment.placement.name,
+                metric=str(experiment.get_primary_metric_display()),
+                starts_at=experiment.starts_at,
+                stops_at=experiment.stops_at,
+                running=experiment.is_running(now),
+                needed=result.needed,
+                ready=result.decision.ready,
+                winner=winner.name if winner else None,
+                applied=experiment.applied_arm.name if experiment.applied_arm else None,
+                arms=[
+                    ArmSummary(
+                        name=row.arm.name,
+                        exposed=row.exposed,
+                        counted=len(row.matured),
+                        rate=row.rates[primary],
+                        difference=row.differences.get(primary),
+                        reference=index == 0,
+                        winner=winner is not None and row.arm.pk == winner.pk,
+                    )
+                    for index, row in enumerate(result.arms)
+                ],
+            )
+        )
+    return sorted(summaries, key=lambda s: not s.running)  # stable: newest first within each group
