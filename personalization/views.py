@@ -1,18 +1,18 @@
 """The plugin's pages: the shopper's privacy choice, and tracked clicks on recommendations."""
+from django.contrib import messages
 from django.core import signing
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views import View
-from django.contrib import messages
 from django.views.decorators.http import require_GET
 
 from personalization import attribution, events, privacy
 from personalization.adapters import get_adapter
 from personalization.conf import settings
-from personalization.events import shopper_from
 from personalization.models import EventKind
+from personalization.state import shopper_from
 
 
 class PrivacyView(View):

@@ -18,7 +18,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from personalization import attribution, coupons, events
+from personalization import attribution, coupons, events, state
 from personalization.adapters import get_adapter
 from personalization.api import exceptions, serializers
 from personalization.api.permissions import AnyShopper, SignedInShopper
@@ -86,20 +86,13 @@ class ShopperAPIView(JSONErrors, APIView):
 
 
 def shopper_of(request, *, create_session=False):
-    """The events.Shopper of a request: the signed-in user, else the session. Without a session,
-    nobody (a new shopper), unless `create_session`: then one is created, marked so that it is kept."""
-    user = request.user
-    if user and user.is_authenticated:
-        return events.Shopper(user_id=user.pk)
+    """state.shopper_from(request): the signed-in user, else the session. Without a session, nobody
+    (a new shopper), unless `create_session`: then one is created, marked so that it is kept."""
     session = getattr(request, "session", None)
-    if session is None:
-        return events.Shopper()
-    if not session.session_key:
-        if not create_session:
-            return events.Shopper()
+    signed_in = getattr(request.user, "is_authenticated", False)
+    if create_session and not signed_in and session is not None and not session.session_key:
         session[SESSION_MARK] = True
-        session.save()
-    return events.Shopper(session_key=session.session_key)
+    return state.shopper_from(request, create_session=create_session)
 
 
 def validated(serializer_class, data):
@@ -141,9 +134,8 @@ class RecommendationsView(ShopperAPIView):
     def get(self, request):
         query = validated_query(serializers.RecommendationsQuery, request)
         try:
-            found = ranking.recommend_slug(
-                query["placement"], shopper_of(request), product_id=query.get("product"), limit=query.get("limit")
-            )
+            ask = ranking.Ask(product_id=query.get("product"), limit=query.get("limit"))
+            found = ranking.recommend(query["placement"], shopper_of(request), ask)
         except Placement.DoesNotExist:
             raise exceptions.UnknownPlacement(f"There is no placement {query['placement']!r}.") from None
         return Response(serializers.RecommendationsSerializer(found, context={"request": request}).data)
@@ -162,7 +154,7 @@ class CartPredictionsView(ShopperAPIView):
     )
     def get(self, request):
         query = validated_query(serializers.LimitQuery, request)
-        found = ranking.cart_predictions(shopper_of(request), limit=query.get("limit"))
+        found = ranking.cart_predictions(shopper_of(request), ranking.Ask(limit=query.get("limit")))
         return Response(serializers.RecommendationsSerializer(found, context={"request": request}).data)
 
 

@@ -6,7 +6,7 @@ compute the recommendations of recently active shoppers, shard by shard (the tas
 `personalization.tasks.precompute_recommendations`, queued by name), a batch of shoppers at a time,
 and their first page view is served from the cache (the shop's rules still run on live data then).
 Only a cache the web processes share (Redis, see README "Operations") makes this useful; what is
-computed lives as long as ranking caches it.
+computed lives as long as services.shortlists caches it.
 """
 import logging
 from datetime import timedelta
@@ -17,7 +17,7 @@ from django.utils import timezone
 from personalization.conf import settings
 from personalization.models import Event, Placement
 from personalization.models.placements import ANCHORED_STRATEGIES
-from personalization.services import candidates, ranking
+from personalization.services import candidates, shortlists
 
 logger = logging.getLogger("personalization.precompute")
 
@@ -77,7 +77,7 @@ def start():
 
 def warm(user_ids, shown=None):
     """Computes and caches the recommendations of each placement in `shown` (default: placements())
-    for the signed-in shoppers `user_ids`, in batches (ranking.precompute: one history query and one
+    for the signed-in shoppers `user_ids`, in batches (shortlists.precompute: one history query and one
     forward pass per batch). Returns how many shoppers."""
     shown = placements() if shown is None else shown
     user_ids = list(user_ids)
@@ -85,7 +85,7 @@ def warm(user_ids, shown=None):
         return 0
     for placement in shown:
         for start in range(0, len(user_ids), BATCH_SIZE):
-            ranking.precompute(placement, user_ids[start : start + BATCH_SIZE])
+            shortlists.precompute(placement, user_ids[start : start + BATCH_SIZE])
     return len(user_ids)
 
 

@@ -15,13 +15,16 @@ import logging
 from django import template
 from django.template.loader import select_template
 
-from personalization import events
+from personalization import events, privacy, state
 from personalization.models import EventKind, Placement
 from personalization.services import ranking
 from personalization.templatetags import coupon_tags, promotion_tags
 
 register = template.Library()
 logger = logging.getLogger("personalization.templatetags")
+
+#: Where a request keeps the product ids its page's placements have shown so far.
+_PAGE_ATTRIBUTE = "_personalization_shown"
 
 register.inclusion_tag("personalization/coupon.html", takes_context=True, name="personalized_coupon")(
     coupon_tags.personalized_coupon
@@ -45,10 +48,8 @@ def record_view(context, product):
 @register.simple_tag(takes_context=True)
 def personalization_opted_out(context):
     """True when the current shopper has opted out (for showing the privacy choice)."""
-    from personalization.privacy import is_opted_out
-
-    shopper = events.shopper_from(context["request"])
-    return is_opted_out(shopper.user_id, shopper.session_key)
+    shopper = state.shopper_from(context["request"])
+    return privacy.is_opted_out(shopper.user_id, shopper.session_key)
 
 
 @register.simple_tag(takes_context=True)
@@ -62,8 +63,12 @@ def recommendations(context, slug, product=None, limit=None):
         logger.warning("{%% recommendations %r %%} needs the request context processor; it shows nothing", slug)
         return ""
     try:
-        found = ranking.recommend_for_slug(slug, request, product_id=product_id_of(product), limit=limit)
-        return _render(request, found, [f"personalization/recommendations/{slug}.html", "personalization/recommendations.html"])
+        shopper, shown = state.shopper_from(request), _shown_on_page(request)
+        ask = ranking.Ask(product_id=product_id_of(product), limit=limit, exclude_product_ids=shown)
+        found = ranking.recommend(slug, shopper, ask)
+        shown.update(found.product_ids)
+        templates = [f"personalization/recommendations/{slug}.html", "personalization/recommendations.html"]
+        return _render(request, shopper, found, templates)
     except Placement.DoesNotExist:
         logger.warning("There is no placement %r: {%% recommendations %%} shows nothing", slug)
     except Exception:
@@ -83,8 +88,11 @@ def cart_predictions(context, cart=None, limit=None):
         return ""
     try:
         cart_ids = None if cart is None else [product_id_of(entry) for entry in cart]
-        found = ranking.cart_predictions_for_request(request, cart_ids, limit=limit)
-        return _render(request, found, ["personalization/cart_predictions.html"])
+        shopper, shown = state.shopper_from(request), _shown_on_page(request)
+        ask = ranking.Ask(cart_product_ids=cart_ids, limit=limit, exclude_product_ids=shown)
+        found = ranking.cart_predictions(shopper, ask)
+        shown.update(found.product_ids)
+        return _render(request, shopper, found, ["personalization/cart_predictions.html"])
     except Exception:
         logger.exception("{% cart_predictions %} failed; the page goes on without it")
     return ""
@@ -101,9 +109,37 @@ def product_id_of(value):
     return str(value)
 
 
-def _render(request, found, template_names):
+def _shown_on_page(request):
+    """The product ids the placements of this request's page have shown so far (a set, kept on the request)."""
+    shown = getattr(request, _PAGE_ATTRIBUTE, None)
+    if shown is None:
+        shown = set()
+        setattr(request, _PAGE_ATTRIBUTE, shown)
+    return shown
+
+
+def _render(request, shopper, found, template_names):
     if not found:
         return ""
     html = select_template(template_names).render({"recommendations": found}, request)
-    ranking.record_impressions(request, found)
+    _record_impressions(shopper, found)
     return html
+
+
+def _record_impressions(shopper, recommendations):
+    """One impression per shown item, with the recommendation id, in one write. Never raises."""
+    try:
+        events.bulk_record(
+            [
+                events.NewEvent(
+                    EventKind.IMPRESSION,
+                    item.product.id,
+                    shopper,
+                    recommendation_id=recommendations.recommendation_id,
+                    data={"placement": recommendations.placement.slug, "position": position},
+                )
+                for position, item in enumerate(recommendations, start=1)
+            ]
+        )
+    except Exception:
+        logger.exception("Could not record the impressions of %s", recommendations.recommendation_id)

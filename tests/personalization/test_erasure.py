@@ -8,10 +8,10 @@ from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from personalization import attribution, events
+from personalization import attribution, events, state
 from personalization.cache import cache
 from personalization.models import Coupon, CouponAssignment, Event, Placement
-from personalization.services import precompute, ranking, shoppers
+from personalization.services import precompute, ranking
 from personalization.services.explanations import POPULAR, TRENDING
 from tests.personalization.coupon_factories import CouponFactory
 
@@ -26,7 +26,7 @@ def reasons(client):
 
 
 def cached_about(shopper, token):
-    keys = [attribution.click_memory_key(shopper.user_id, ""), shoppers.history_key(shopper, token),
+    keys = [attribution.click_memory_key(shopper.user_id, ""), state.history_key(shopper, token),
             *ranking.precomputed_keys(shopper)]  # fmt: skip
     return {key for key, value in cache.get_many(keys).items() if value is not None}
 
@@ -43,7 +43,7 @@ def test_forgetting_a_shopper_leaves_nothing_of_theirs_in_the_database_or_the_ca
     attribution.remember_click(str(user.pk), "", trained.product("Milk").pk, "c" * 32)
     precompute.warm_range(user.pk, user.pk)
     assert reasons(client) - NOTHING_PERSONAL  # "buy again" before
-    token = cache.get(events.shopper_version_key(shopper))
+    token = state.cached_version(shopper)
     assert cached_about(shopper, token)
     used = CouponFactory(user=user)
     Coupon.objects.filter(pk=used.pk).update(status=Coupon.Status.REDEEMED, order_id="7", discount=Decimal("1.00"))

@@ -1,4 +1,4 @@
-"""Precomputing in batches (ranking.precompute) caches what each shopper's own first request would
+"""Precomputing in batches (shortlists.precompute) caches what each shopper's own first request would
 have computed, and their request then runs no model."""
 import pytest
 from django.core.cache import cache
@@ -6,7 +6,7 @@ from django.core.cache import cache
 from personalization import privacy
 from personalization.events import Shopper
 from personalization.models import Placement
-from personalization.services import candidates, precompute, ranking, scoring
+from personalization.services import candidates, precompute, ranking, scoring, shortlists
 
 SLUGS = ["home-for-you", "home-buy-again"]
 
@@ -46,7 +46,7 @@ def test_one_forward_pass_ranks_a_whole_batch(trained, model_runs, monkeypatch):
     score = scoring.score_shoppers
     monkeypatch.setattr(scoring, "score_shoppers", lambda model, sequences: forward.append(sequences.n_users) or score(model, sequences))
 
-    ranking.precompute(Placement.objects.get(slug="home-for-you"), [user.pk for user in users])
+    shortlists.precompute(Placement.objects.get(slug="home-for-you"), [user.pk for user in users])
 
     assert forward == [len(users)]
 
@@ -56,7 +56,7 @@ def test_shoppers_who_opted_out_get_nothing_precomputed(trained, model_runs):
     privacy.opt_out(leaves)
     placement = Placement.objects.get(slug="home-for-you")
 
-    assert ranking.precompute(placement, [stays.pk, leaves.pk]) == 1
+    assert shortlists.precompute(placement, [stays.pk, leaves.pk]) == 1
     model_runs.clear()
     served("home-for-you", stays)
     assert model_runs == []
@@ -67,7 +67,7 @@ def test_an_inactive_placement_precomputes_nothing(trained):
     placement.active = False
     placement.save()
 
-    assert ranking.precompute(placement, [user.pk for user in trained.shoppers["dairy"]]) == 0
+    assert shortlists.precompute(placement, [user.pk for user in trained.shoppers["dairy"]]) == 0
 
 
 def test_requests_and_batches_score_with_one_int8_scorer_per_loaded_version(trained):

@@ -1,7 +1,9 @@
 """Recommendations from real models trained on a tiny store: rules on live data, cold start, reasons, fallbacks."""
+import re
 from decimal import Decimal
 
 import pytest
+from django.template import Context, Template
 from django.utils import timezone
 
 from personalization import events, registry
@@ -11,6 +13,7 @@ from personalization.ml.baselines import PersonalFrequency, TifuKnn
 from personalization.ml.sequences import SPECIAL_ITEMS, Vocabulary, build_sequences
 from personalization.ml.train import TrainConfig, train_autoencoder
 from personalization.models import Event, EventKind, ModelKind, Placement
+from personalization.models.placements import MAX_LIMIT
 from personalization.services import explanations, ranking
 from personalization.services.frames import purchase_frame
 from tests.factories import ProductFactory
@@ -149,10 +152,10 @@ def test_an_out_of_stock_or_inactive_product_never_appears_even_from_the_cache(t
 def test_products_in_the_cart_leave_the_cart_completion(trained):
     dairy = shopper(trained.shoppers["dairy"][0])
     cart = trained.ids("Milk")
-    first = ranking.cart_predictions(dairy, cart)
+    first = ranking.cart_predictions(dairy, ranking.Ask(cart_product_ids=cart))
     added = first.product_ids[0]
 
-    again = ranking.cart_predictions(dairy, cart + [added])
+    again = ranking.cart_predictions(dairy, ranking.Ask(cart_product_ids=cart + [added]))
 
     assert added not in again.product_ids
     assert not set(cart) & set(again.product_ids)
@@ -281,9 +284,9 @@ def test_an_inactive_placement_shows_nothing(trained):
     assert not ranking.recommend(placement(Strategy.POPULAR, active=False), Shopper())
 
 
-def test_recommend_for_slug_raises_for_an_unknown_slug(rf):
+def test_recommending_by_slug_raises_for_an_unknown_slug():
     with pytest.raises(Placement.DoesNotExist):
-        ranking.recommend_for_slug("no-such-placement", rf.get("/"))
+        ranking.recommend("no-such-placement", Shopper())
 
 
 def test_placements_of_one_page_do_not_repeat_each_others_products(trained, rf):
@@ -291,12 +294,20 @@ def test_placements_of_one_page_do_not_repeat_each_others_products(trained, rf):
     request.user = trained.shoppers["dairy"][0]
     placement(Strategy.POPULAR, limit=5)
     Placement.objects.create(slug="more-popular", name="more", strategy=Strategy.TRENDING, limit=5)
+    page = Template("{% load personalization %}{% recommendations 'test-popular' %}{% recommendations 'more-popular' %}")
 
-    first = ranking.recommend_for_slug("test-popular", request)
-    second = ranking.recommend_for_slug("more-popular", request)
+    html = page.render(Context({"request": request}))
 
-    assert first and second
-    assert not set(first.product_ids) & set(second.product_ids)
+    first, second = (re.findall(r'data-product-id="(\d+)"', part) for part in html.split("</section>")[:2])
+    assert len(first) == 5 and second
+    assert not set(first) & set(second)
+
+
+def test_an_ask_is_made_valid_once_whatever_a_template_or_caller_passes():
+    assert ranking.Ask(product_id=7, cart_product_ids=[1, "2"], limit="3") == ranking.Ask("7", ("1", "2"), 3)
+    assert ranking.Ask(product_id="", limit="many").product_id is None
+    assert ranking.Ask(limit="many").limit is None  # the placement's
+    assert (ranking.Ask(limit=0).limit, ranking.Ask(limit=10**6).limit) == (1, MAX_LIMIT)
 
 
 def test_recommendations_become_plain_data_for_an_api(trained):

@@ -99,10 +99,10 @@ def test_a_repeated_request_by_slug_reads_the_cache_once(trained, cache_reads, p
     dairy = Shopper(user_id=trained.shoppers["dairy"][0].pk)
     Placement.objects.create(slug="test-similar", name="similar", strategy=Strategy.SIMILAR, limit=4)
     slug, product_id = ("test-similar", trained.product("Milk").pk) if product else ("home-for-you", None)
-    first = ranking.recommend_slug(slug, dairy, product_id=product_id)  # an int id, as a template passes it
+    first = ranking.recommend(slug, dairy, product_id=product_id)  # an int id, as a template passes it
     cache_reads.clear()
 
-    again = ranking.recommend_slug(slug, dairy, product_id=str(product_id) if product_id else None)
+    again = ranking.recommend(slug, dairy, product_id=str(product_id) if product_id else None)
 
     assert [kind for kind, _ in cache_reads] == ["get_many"]  # the placement, the shopper's state and the shortlist
     assert again.product_ids == first.product_ids and again.product_ids
