@@ -45,6 +45,10 @@ class TrainConfig:
     recent_pairs: int | None = None
     seed: int = 0
     device: str = "auto"  # "auto": cuda when available, else cpu
+    # torch CPU threads while fitting (restored after); None: torch's own choice. These networks are
+    # small: on 2 cores shared with other work, 10 CNN batches of The Complete Journey took 5.5 s on
+    # one thread and 31 s on two (threads waiting on each other); the demo's web server shares them.
+    threads: int | None = 1
 
 
 @dataclass
@@ -101,6 +105,16 @@ def evaluate_loss(model, data, batch_size=512, device=None):
 def fit(model, data, config=None, progress=None):
     """Trains `model` on `data`; returns a TrainResult. `progress(EpochReport)` is called per epoch."""
     config = config or TrainConfig()
+    previous = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        return _fit(model, data, config, progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _fit(model, data, config, progress):
     seed_everything(config.seed)
     device = choose_device(config.device)
     model.to(device)

@@ -71,3 +71,21 @@ def test_a_time_budget_ends_training_after_the_batch_that_runs_past_it(store):
         store.subset(np.arange(20)), NextBasketConfig(window=2, embedding_dim=8), TrainConfig(epochs=3, patience=None)
     )
     assert unbounded.epochs_run == 3
+
+
+def test_fit_runs_on_its_own_thread_count_and_gives_the_callers_back():
+    x = torch.randn(64, 3)
+    y = (x[:, 0] > 0).float()
+    seen = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fit(
+            PurchasePropensity(PropensityConfig(n_features=3)),
+            TensorData(x, y),
+            TrainConfig(epochs=2, patience=None, threads=1),
+            progress=lambda report: seen.append(torch.get_num_threads()),
+        )
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
