@@ -159,7 +159,7 @@
   /* A y axis in percent from 0 to the largest value of `series` (plus `extra`, e.g. an interval's top). */
   function percentAxis(chart, series, extra) {
     var top = d3.max(series, function (s) { return d3.max(s.values, function (v) { return +v.y; }); }) || 0;
-    var ticks = percentTicks(Math.max(top, extra || 0, 0.1) * 1.05);
+    var ticks = percentTicks(Math.max(top * 1.05, extra || 0, 1));  // at least 0% to 1%: all-zero bars get a plain axis
     chart.forceY([0, ticks.values[ticks.values.length - 1]]);
     chart.yAxis.tickValues(ticks.values).tickFormat(ticks.format).showMaxMin(false);
     return chart;
