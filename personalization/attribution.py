@@ -18,6 +18,7 @@ from django.core import signing
 from django.utils.crypto import salted_hmac
 from django.utils.encoding import force_bytes
 
+from personalization import state
 from personalization.cache import cache
 from personalization.models import EventKind
 
@@ -107,16 +108,15 @@ def product_of_click_token(token):
     return str(signing.loads(token, salt=_SALT)[1])
 
 
-def click_memory_key(user_id, session_key):
-    """Where the shopper's recent clicks are remembered (for crediting their next cart additions)."""
-    return f"personalization:clicks:u{user_id}" if user_id else f"personalization:clicks:s{session_key}"
+#: Where the shopper's recent clicks are remembered (the key lives in personalization.state).
+click_memory_key = state.clicks_key  # services.erasure reads it here
 
 
 def remember_click(user_id, session_key, product_id, recommendation_id):
     """Credits the shopper's next cart addition and purchase of `product_id` to `recommendation_id`."""
     if not (user_id or session_key):
         return
-    key = click_memory_key(user_id, session_key)
+    key = state.clicks_key(user_id, session_key)
     try:
         clicks = cache.get(key) or {}
         clicks.pop(str(product_id), None)
@@ -133,13 +133,13 @@ def attribute(events):
         pending = [e for e in events if e.kind in ATTRIBUTED_KINDS and not e.recommendation_id]
         if not pending:
             return
-        keys = {click_memory_key(e.user_id, e.session_key) for e in pending}
+        keys = {state.clicks_key(e.user_id, e.session_key) for e in pending}
         memory = cache.get_many(list(keys))
         if not memory:
             return
         used = set()
         for event in pending:
-            key = click_memory_key(event.user_id, event.session_key)
+            key = state.clicks_key(event.user_id, event.session_key)
             recommendation_id = memory.get(key, {}).get(event.product_id)
             if recommendation_id:
                 event.recommendation_id = recommendation_id
@@ -156,11 +156,11 @@ def attribute(events):
 def merge(session_keys, user_id):
     """Moves the clicks an anonymous shopper made to the account they logged in to."""
     try:
-        sessions = [click_memory_key(None, key) for key in session_keys if key]
+        sessions = [state.clicks_key(None, key) for key in session_keys if key]
         found = cache.get_many(sessions)
         if not found:
             return
-        user_key = click_memory_key(user_id, "")
+        user_key = state.clicks_key(user_id, "")
         clicks = cache.get(user_key) or {}
         for session_clicks in found.values():
             clicks.update(session_clicks)

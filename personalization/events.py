@@ -178,9 +178,7 @@ def _first_view_in_window(event):
     seconds = settings.VIEW_DEDUPE_SECONDS
     if not seconds:
         return True
-    shopper = event.shopper
-    key = f"personalization:view:{shopper.user_id or ''}:{shopper.session_key}:{event.product_id}"
-    return cache.add(key, 1, seconds)
+    return cache.add(state.view_key(event.shopper, event.product_id), 1, seconds)
 
 
 def _write(events):

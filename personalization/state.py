@@ -6,7 +6,9 @@ What the plugin caches per shopper, and the keys of it, live here and nowhere el
                     opting out (privacy); whatever is cached about them is keyed by it
     opt-out         their privacy choice, cached briefly (the database holds it: OptOut)
     history         their ShopperHistory under a version token (services.shoppers computes it)
-    slots           a shortlist per placement and ask (services.ranking computes it)
+    slots           a shortlist per placement and ask (services.shortlists computes it)
+    clicks          the recommendations they clicked lately, for crediting their next cart additions (attribution)
+    views           that they viewed a product a moment ago, so that a repeated view counts once (events)
 
 with what serving reads alongside: the active model versions (under the registry's keys), and a
 placement and its running experiment. `read()` fetches what a request needs in one
@@ -86,6 +88,16 @@ def slot_key(slug, shopper, limit, product_id, cart_product_ids):
     limit_part = "" if limit is None else str(limit)
     product_part = "" if product_id in (None, "") else str(product_id)
     return "personalization:recs:" + digest([slug, limit_part, who, product_part, cart_part])
+
+
+def clicks_key(user_id, session_key):
+    """Where the shopper's recent clicks are remembered (attribution)."""
+    return _owner_key("clicks", user_id, session_key)
+
+
+def view_key(shopper, product_id):
+    """Marks a view of `product_id` by `shopper` within VIEW_DEDUPE_SECONDS (events)."""
+    return f"personalization:view:{shopper.user_id or ''}:{shopper.session_key}:{product_id}"
 
 
 def digest(parts):

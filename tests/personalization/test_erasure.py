@@ -26,7 +26,7 @@ def reasons(client):
 
 
 def cached_about(shopper, token):
-    keys = [attribution.click_memory_key(shopper.user_id, ""), state.history_key(shopper, token),
+    keys = [state.clicks_key(shopper.user_id, ""), state.history_key(shopper, token),
             *ranking.precomputed_keys(shopper)]  # fmt: skip
     return {key for key, value in cache.get_many(keys).items() if value is not None}
 

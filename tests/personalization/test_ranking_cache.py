@@ -108,6 +108,18 @@ def test_a_repeated_request_by_slug_reads_the_cache_once(trained, cache_reads, p
     assert again.product_ids == first.product_ids and again.product_ids
 
 
+def test_repeated_cart_predictions_read_the_cache_once(trained, cache_reads):
+    dairy = Shopper(user_id=trained.shoppers["dairy"][0].pk)
+    ask = ranking.Ask(cart_product_ids=trained.ids("Milk"))
+    first = ranking.cart_predictions(dairy, ask)
+    cache_reads.clear()
+
+    again = ranking.cart_predictions(dairy, ask)
+
+    assert [kind for kind, _ in cache_reads] == ["get_many"]  # the placement, the shopper's state and the shortlist
+    assert again.product_ids == first.product_ids and again.product_ids
+
+
 def test_popular_products_are_counted_once_not_per_request(trained):
     unit = Placement.objects.create(slug="test-popular", name="popular", strategy=Strategy.POPULAR, limit=4)
     ranking.recommend(unit, Shopper(session_key="visitor-1"))

@@ -1,0 +1,66 @@
+"""The package's imports go one way: no module imports, directly or through others, one that imports it."""
+import ast
+from pathlib import Path
+
+import personalization
+
+PACKAGE = Path(personalization.__file__).parent
+
+
+def module_imports():
+    """{module: the package's modules it imports (at the top or inside a function)}."""
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = ("personalization", *path.relative_to(PACKAGE).with_suffix("").parts)
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names if alias.name in modules}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], *filter(None, [base])])
+                for alias in node.names:
+                    found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
+        graph[name] = (found & set(modules)) - {name}
+    return graph
+
+
+def cycle_through(graph, start):
+    """A path of imports from `start` back to it, or None."""
+    stack, seen = [(start, [start])], set()
+    while stack:
+        name, path = stack.pop()
+        for imported in graph[name]:
+            if imported == start:
+                return [*path, start]
+            if imported not in seen:
+                seen.add(imported)
+                stack.append((imported, [*path, imported]))
+    return None
+
+
+def test_the_package_has_no_import_cycle():
+    graph = module_imports()
+    # The package itself (personalization/__init__.py) is imported by every module's name; it imports nothing.
+    cycles = [cycle for name in graph if name != "personalization" and (cycle := cycle_through(graph, name))]
+
+    assert not cycles, " -> ".join(cycles[0])
+
+
+def test_the_shopper_state_sits_below_capture_and_serving():
+    imported = module_imports()["personalization.state"]
+
+    assert not imported & {"personalization.events", "personalization.privacy", "personalization.attribution"}
+    assert not {name for name in imported if name.startswith("personalization.services")}
+
+
+def test_the_check_sees_a_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+
+    assert cycle_through(graph, "a") == ["a", "b", "c", "a"]
+    assert cycle_through(graph, "d") is None
