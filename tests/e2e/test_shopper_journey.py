@@ -39,7 +39,7 @@ def store(transactional_db, live_server, settings, tmp_path):
     store.shopper = store.shoppers["dairy"][0]
     store.shopper.set_password(PASSWORD)
     store.shopper.save()
-    campaign = CouponCampaignFactory(name="Dairy lovers", discount_value=Decimal("10"))
+    campaign = CouponCampaignFactory(name="Dairy lovers", discount_value=Decimal(10))
     store.coupon = CouponFactory(user=store.shopper, campaign=campaign)
     yield store
     cache.clear()

@@ -48,8 +48,8 @@ def store(transactional_db, live_server, settings, tmp_path):
     campaign = CouponCampaignFactory(
         name="Five off",
         discount_kind=CouponCampaign.DiscountKind.FIXED,
-        discount_value=Decimal("5"),
-        min_cart_total=Decimal("2"),
+        discount_value=Decimal(5),
+        min_cart_total=Decimal(2),
     )
     store.coupon = CouponFactory(user=store.shopper, campaign=campaign)
     yield store
@@ -268,9 +268,9 @@ def test_favicon_privacy_button_coupon_currency_and_an_empty_coupon(store, live_
         page.get_by_role("button", name="Add to cart").click()
         page.goto(live_server.url + "/cart/")
         banner = page.locator("aside.personalized-coupon").inner_text()
-        assert f"{money(Decimal('5'))} off" in banner, banner
-        assert f"On carts worth {money(Decimal('2'))} or more." in banner, banner
-        assert f"saves you {money(Decimal('3'))} on this cart" in banner, banner  # at most the cart's 3.00
+        assert f"{money(Decimal(5))} off" in banner, banner
+        assert f"On carts worth {money(Decimal(2))} or more." in banner, banner
+        assert f"saves you {money(Decimal(3))} on this cart" in banner, banner  # at most the cart's 3.00
         page.screenshot(path=str(artifacts / "cart-coupon-desktop.png"), full_page=True)
 
         # "Apply" with an empty coupon field says so, and keeps the delivery details typed.

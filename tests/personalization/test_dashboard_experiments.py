@@ -66,12 +66,12 @@ def test_a_decided_experiment_shows_its_arms_intervals_difference_and_winner(sta
     response = staff_client.get(URL)
 
     page = response.content.decode()
-    section = re.search(r'<section[^>]*data-experiment="%d">(.*?)</section>' % decided.pk, page, re.S).group(1)
+    section = re.search(rf'<section[^>]*data-experiment="{decided.pk}">(.*?)</section>', page, re.DOTALL).group(1)
     assert f'href="{reverse("admin:personalization_experiment_change", args=[decided.pk])}"' in section
     assert "Winner: Six products." in section
     assert f'id="pd-experiment-{decided.pk}"' in section
-    rows = re.findall(r"<tr data-arm[^>]*>(.*?)</tr>", section, re.S)
-    cells = [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)] for row in rows]
+    rows = re.findall(r"<tr data-arm[^>]*>(.*?)</tr>", section, re.DOTALL)
+    cells = [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)] for row in rows]
     needed = experiments.needed(decided)
     assert cells[0][1] == f"{needed} ({needed})" and cells[0][3] == "reference"
     result = experiments.outcomes(decided)
