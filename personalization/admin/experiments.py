@@ -1,11 +1,13 @@
 """Admin screens for A/B experiments on placements: arms, shares, dates, results per arm, and the
 action that makes the winner the placement's configuration."""
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, gettext_lazy as _, ngettext
 
+from personalization.conf import settings as conf
 from personalization.models import Experiment, ExperimentArm
 from personalization.services import experiments
 
@@ -18,12 +20,27 @@ class ArmFormSet(BaseInlineFormSet):
             raise ValidationError(_("An experiment needs at least two arms: the first is the reference."))
 
 
+class ArmForm(forms.ModelForm):
+    class Meta:
+        model = ExperimentArm
+        fields = ["name", "share", "strategy", "limit", "model_version", "show_nothing"]
+        # Narrow enough that the arms' row fits the change page at 1280 px.
+        widgets = {
+            "name": forms.TextInput(attrs={"size": 18}),
+            "share": forms.NumberInput(attrs={"style": "width: 4em"}),
+            "strategy": forms.Select(attrs={"style": "max-width: 14em"}),
+            "limit": forms.NumberInput(attrs={"style": "width: 4em"}),
+        }
+
+
 class ArmInline(admin.TabularInline):
     model = ExperimentArm
+    form = ArmForm
     formset = ArmFormSet
-    fields = ["name", "share", "strategy", "limit", "model_version", "show_nothing"]
     raw_id_fields = ["model_version"]
-    extra = 2
+
+    def get_extra(self, request, obj=None, **kwargs):
+        return 0 if obj is not None else 2  # a new experiment starts with two blank arms
 
 
 def _result(experiment):
@@ -42,7 +59,8 @@ def _percent(estimate):
 def _money(estimate):
     if estimate is None:
         return "—"
-    return f"{estimate.value:.2f} ({estimate.low:.2f} – {estimate.high:.2f})"
+    symbol = conf.CURRENCY_SYMBOL
+    return f"{symbol}{estimate.value:.2f} ({symbol}{estimate.low:.2f} – {symbol}{estimate.high:.2f})"
 
 
 def _versus(difference, metric):
