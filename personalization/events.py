@@ -108,11 +108,13 @@ def bulk_record(new_events):
 
 
 def _accept_and_write(new_events):
-    accepted = []
+    accepted, opted_out = [], {}  # asked once per shopper (a page's impressions are one shopper's)
     for event in new_events:
         event.validate()
-        shopper = event.shopper
-        if privacy.is_opted_out(shopper.user_id, shopper.session_key):
+        owner = (event.shopper.user_id, event.shopper.session_key)
+        if owner not in opted_out:
+            opted_out[owner] = privacy.is_opted_out(*owner)
+        if opted_out[owner]:
             continue
         if event.kind == EventKind.VIEW and not _first_view_in_window(event):
             continue

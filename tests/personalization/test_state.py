@@ -101,3 +101,22 @@ def test_a_request_becomes_a_shopper_in_one_place(rf, shopper):
     assert anonymous.session.session_key is None
     made = state.shopper_from(anonymous)
     assert made == state.Shopper(session_key=anonymous.session.session_key) and made
+
+
+def test_a_pages_impressions_ask_the_shoppers_opt_out_once(shopper, monkeypatch, django_capture_on_commit_callbacks):
+    from personalization import events
+    from personalization.models import Event, EventKind
+
+    asked = []
+    get = cache.get
+    monkeypatch.setattr(cache, "get", lambda key, *args: asked.append(key) or get(key, *args))
+    who, other = state.Shopper(user_id=shopper.pk), state.Shopper(session_key="someone-else")
+    shown = [events.NewEvent(EventKind.IMPRESSION, str(p), who, recommendation_id="r" * 32) for p in range(8)]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        recorded = events.bulk_record([*shown, events.NewEvent(EventKind.IMPRESSION, "1", other, recommendation_id="s" * 32)])
+
+    assert recorded == 9
+
+    assert asked.count(state.opt_out_key(shopper.pk)) == 1 and asked.count(state.opt_out_key(None, "someone-else")) == 1
+    assert Event.objects.filter(kind=EventKind.IMPRESSION).count() == 9
