@@ -40,24 +40,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
 os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-no-requests-served")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import pandas as pd
+import torch
 
-from personalization.ml import checkpoint as checkpoints  # noqa: E402
-from personalization.ml.models import score_shoppers  # noqa: E402
-from personalization.ml.related import Related, item_categories  # noqa: E402
-from personalization.ml.sequences import SPECIAL_ITEMS, build_sequences  # noqa: E402
-from personalization.ml.train import TrainConfig, train_next_basket  # noqa: E402
-from personalization.models import Placement  # noqa: E402
-from personalization.services import candidates  # noqa: E402
-from personalization.services.scoring import ItemSpace, item_space  # noqa: E402
-from personalization.services.shoppers import ShopperHistory  # noqa: E402
-from personalization.synthetic import generate_catalog, generate_histories  # noqa: E402
+from personalization.ml import checkpoint as checkpoints
+from personalization.ml.models import score_shoppers
+from personalization.ml.related import Related, item_categories
+from personalization.ml.sequences import SPECIAL_ITEMS, build_sequences
+from personalization.ml.train import TrainConfig, train_next_basket
+from personalization.models import Placement
+from personalization.services import candidates
+from personalization.services.scoring import ItemSpace, item_space
+from personalization.services.shoppers import ShopperHistory
+from personalization.synthetic import generate_catalog, generate_histories
 
 Strategy = Placement.Strategy
 
@@ -123,7 +123,7 @@ def main():
         line[key] = round(results["after"][key], 4)
         line[f"baseline_{key}"] = round(results["before"][key], 4)
     line.update({f"{k}_seconds": round(v, 1) for k, v in timings.items()})
-    line.update({"related_pairs": int(len(related.neighbours)), "peak_gb": round(peak, 2), "seconds": round(time.perf_counter() - started, 1)})
+    line.update({"related_pairs": len(related.neighbours), "peak_gb": round(peak, 2), "seconds": round(time.perf_counter() - started, 1)})
     print(json.dumps(line))
 
 

@@ -21,9 +21,18 @@ import torch
 from personalization.ml import related as relations
 from personalization.ml.sequences import SPECIAL_ITEMS
 from personalization.models import ModelKind, Placement
-from personalization.services import event_stats, explanations as why
-from personalization.services.scoring import ModelUnavailable, encode, encoded_baskets, item_space, require, score_baskets, served
-from personalization.services.scoring import model_token  # noqa: F401 (ranking names the versions it serves by it)
+from personalization.services import event_stats
+from personalization.services import explanations as why
+from personalization.services.scoring import (
+    ModelUnavailable,
+    encode,
+    encoded_baskets,
+    item_space,
+    model_token,  # noqa: F401 (ranking names the versions it serves by it)
+    require,
+    score_baskets,
+    served,
+)
 from personalization.services.shoppers import ShopperHistory
 
 Strategy = Placement.Strategy

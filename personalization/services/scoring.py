@@ -15,9 +15,9 @@ import torch.nn.functional as F
 
 from personalization import registry
 from personalization.ml.baselines import PersonalFrequency, TifuKnn
+from personalization.ml.models import NextBasketCNN, ShopperAutoencoder, cpu_scorer, score_shoppers
 from personalization.ml.related import Related
 from personalization.ml.sequences import SPECIAL_ITEMS, BasketSequences
-from personalization.ml.models import NextBasketCNN, ShopperAutoencoder, cpu_scorer, score_shoppers
 from personalization.models import ModelKind
 from personalization.services import event_stats
 
