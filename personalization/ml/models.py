@@ -121,19 +121,37 @@ class NeighbourPool(nn.Module):
             return torch.zeros(n_rows, self.n_items, device=x.weights.device)
         norms = torch.zeros(n_rows, device=x.weights.device).index_add(0, x.rows, x.weights.pow(2)).sqrt()
         query = _coo(x.rows, x.items, x.weights / norms[x.rows].clamp(min=1e-12), (n_rows, self.n_items))
-        items, shoppers = self.items.long(), self.shoppers.long()
-        unit = _coo(items, shoppers, self.values / self.norms[shoppers], (self.n_items, n_pool))
+        unit, vectors = self._matrices()
         similarity = sparse_product(query, unit).to_dense()
         similarity = similarity.masked_fill(x.keys[:, None] == self.keys[None, :], -torch.inf)
         nearest = similarity.topk(k, dim=1).indices
         picks = torch.zeros(n_pool, n_rows, device=nearest.device)
         picks[nearest, torch.arange(n_rows, device=nearest.device)[:, None]] = 1.0 / k
         # Sparse (products x pool) times dense (pool x B): several times faster than sparse x sparse.
-        crow = torch.cat([items.new_zeros(1), torch.bincount(items, minlength=self.n_items).cumsum(0)])
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            vectors = torch.sparse_csr_tensor(crow, shoppers, self.values, (self.n_items, n_pool), check_invariants=False)
             return torch.sparse.mm(vectors, picks).t()
+
+    def __getstate__(self):  # copies (copy.deepcopy, pickle) rebuild the matrices: CSR tensors do not copy
+        state = self.__dict__.copy()
+        state.pop("_matrices_cache", None)
+        state.pop("_matrices_key", None)
+        return state
+
+    def _matrices(self):
+        """(the pool's unit vectors, sparse COO products x pool; their plain vectors, CSR), built once
+        until the buffers change (fill, load_state_dict, a move to another device)."""
+        buffers = (self.items, self.shoppers, self.values, self.norms)
+        key = tuple((b.data_ptr(), b._version) for b in buffers)
+        if getattr(self, "_matrices_key", None) != key:
+            items, shoppers, n_pool = self.items.long(), self.shoppers.long(), len(self.keys)
+            unit = _coo(items, shoppers, self.values / self.norms[shoppers], (self.n_items, n_pool))
+            crow = torch.cat([items.new_zeros(1), torch.bincount(items, minlength=self.n_items).cumsum(0)])
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+                vectors = torch.sparse_csr_tensor(crow, shoppers, self.values, (self.n_items, n_pool), check_invariants=False)
+            self._matrices_cache, self._matrices_key = (unit, vectors), key
+        return self._matrices_cache
 
 
 def _coo(rows, columns, values, size):
