@@ -35,7 +35,7 @@ import serve  # noqa: E402  (bench/serve.py: the store and the Redis helpers)
 PARTS = [
     ("authentication and throttles", "rest_framework.views", "APIView.initial"),
     ("query validation", "personalization.api.views", "validated"),
-    ("placement, shopper state, shortlist (cache)", "personalization.services.ranking", "_read_state"),
+    ("placement, shopper state, shortlist (cache)", "personalization.state", "read"),
     ("live products (adapter query)", "personalization.adapters", "ModelAdapter.product_drafts"),
     ("product URLs (get_absolute_url)", "personalization.adapters", "ModelAdapter.finish_product"),
     ("reasons and signed click links", "personalization.services.ranking", "_item"),

@@ -31,7 +31,6 @@ class Shortlist:
 
     candidates: list
     cart: tuple = ()  # product ids in the cart
-    favourites: tuple = ()  # (product id, orders) the shopper buys most, for explanations
 
 
 def chain(placement):
@@ -127,11 +126,9 @@ def _valid(entry, check):
 
 
 def _shortlist_of(placement, strategies, context, ready=None):
-    history = context.history
     return Shortlist(
         candidates=_from_chain(placement, strategies, context, ready),
         cart=context.cart,
-        favourites=tuple((p, history.bought[p]) for p in history.favourites()),
     )
 
 
