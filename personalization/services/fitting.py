@@ -19,6 +19,7 @@ import torch
 from personalization import registry
 from personalization.ml import checkpoint, evaluate
 from personalization.ml.baselines import PersonalFrequency, TifuKnn
+from personalization.ml import related
 from personalization.ml.orders import data_window, prepare_frame, to_days
 from personalization.ml.sequences import PAD, SPECIAL_ITEMS, UNKNOWN, Vocabulary, build_sequences, item_categories
 from personalization.ml.models import score_shoppers, segment_shoppers
@@ -86,6 +87,14 @@ class TrainingData:
     @functools.cached_property
     def split(self):
         return held_out(self.sequences)
+
+    @functools.cached_property
+    def related(self):
+        """The co-purchase relations of the vocabulary's products (ml.related), kept with every
+        version whose recommendations they explain, so serving never counts them itself."""
+        product_ids, categories = self.lines["product_id"].astype(str), self.lines["category"].astype(str)
+        codes, names = related.item_categories(product_ids, categories, self.sequences.vocabulary)
+        return related.Related.from_sequences(self.sequences, codes, names).state()
 
 
 def held_out(sequences, min_baskets=MIN_BASKETS):
@@ -233,7 +242,10 @@ def train_next_basket_kind(data, device, progress=None):
     for algorithm in sorted(NEXT_BASKET_ALGORITHMS, key=lambda name: _comparable(judged[name][metric]), reverse=True):
         model, epochs = fitted[algorithm]
         final, _ = fit(algorithm, data.sequences, device, epochs=epochs)
-        artifact = checkpoint.save(final, vocabulary=data.sequences.vocabulary, metrics=judged[algorithm], data_window=data.window)
+        artifact = checkpoint.save(
+            final, vocabulary=data.sequences.vocabulary, metrics=judged[algorithm], data_window=data.window,
+            extra={"related": data.related},
+        )  # fmt: skip
         problem = serving_problem(artifact, data.sequences)
         if problem is None:
             break
@@ -281,7 +293,8 @@ def train_autoencoder_kind(data, device, progress=None):
     final, _ = fit(Algorithm.AUTOENCODER, data.sequences, device, epochs=epochs)
     _, segments = segment_shoppers(final, data.sequences, item_categories(data.lines, data.sequences.vocabulary))
     artifact = checkpoint.save(
-        final, vocabulary=data.sequences.vocabulary, metrics=metrics, data_window=data.window, extra=plain({"segments": segments})
+        final, vocabulary=data.sequences.vocabulary, metrics=metrics, data_window=data.window,
+        extra={**plain({"segments": segments}), "related": data.related},
     )
     return Outcome(
         artifact, Algorithm.AUTOENCODER, metrics, metric, baseline=baseline, active=active, versus=versus,

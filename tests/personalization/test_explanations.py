@@ -9,7 +9,7 @@ from personalization.ml import checkpoint
 from personalization.ml.related import Related
 from personalization.ml.sequences import Vocabulary, build_sequences
 from personalization.ml.train import TrainConfig, train_next_basket
-from personalization.models import ModelKind, Placement
+from personalization.models import ModelKind, ModelVersion, Placement
 from personalization.services import event_stats, explanations, ranking
 from personalization.services.frames import purchase_frame
 from personalization.services.scoring import item_space, related_products, served
@@ -105,3 +105,19 @@ def test_a_one_product_cart_names_its_product_for_half_the_row_at_most(store):
     assert len(found) == 4 and 1 <= len(named) <= 2
     assert {item.reason for item in found if item not in named} <= {explanations.FOR_YOU}
     assert all(item.product.category == "Bakery" for item in named)
+
+
+def test_training_keeps_the_relations_with_every_version_that_explains(store, monkeypatch):
+    from personalization.services import training
+
+    training.train(kinds=[ModelKind.NEXT_BASKET, ModelKind.AUTOENCODER])
+
+    def counted(vocabulary):
+        raise AssertionError("serving counted the relations that training stored")
+
+    monkeypatch.setattr(event_stats, "copurchases", counted)
+    for kind in (ModelKind.NEXT_BASKET, ModelKind.AUTOENCODER):
+        loaded = registry.load(ModelVersion.objects.filter(kind=kind).latest("number"))  # active or kept
+        stored = Related.from_state(loaded.extra["related"])
+        assert stored.n_items == len(loaded.vocabulary) and len(stored.neighbours)
+        assert related_products(loaded).n_items == len(loaded.vocabulary)
