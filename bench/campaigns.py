@@ -22,7 +22,7 @@ redemptions strictly before the campaign's start date; the models learn only fro
   bench/completejourney.py).
 * segment (with --segments; 3 to 6 minutes an epoch on 2 shared CPU cores): the shopper autoencoder
   trained by ml.train.train_autoencoder on the purchases before --cutoff (--segment-epochs at most),
-  its k-means segments (ml.models.segment_shoppers, as training publishes them); a household scores
+  its k-means segments (ml.autoencoder.segment_shoppers, as training publishes them); a household scores
   its segment's mean affinity to the campaign, i.e. the owner aims at the segment that buys most of
   the coupon's categories first.
 * likely_to_redeem: audiences.redeem_ranking, the likely-to-redeem audience's order: households by
@@ -143,7 +143,7 @@ def train_models(lines, cutoff, args):
     feature columns, {household: segment} or None)."""
     from personalization.ml.orders import to_days
     from personalization.ml.sequences import build_sequences, item_categories
-    from personalization.ml.models import segment_shoppers
+    from personalization.ml.autoencoder import segment_shoppers
     from personalization.ml.train import AUTOENCODER_TRAINING, propensity_data, train_autoencoder, train_propensity
 
     history = lines[lines["time"] < to_days(cutoff)]

@@ -49,7 +49,7 @@ import pandas as pd
 import torch
 
 from personalization.ml import checkpoint as checkpoints
-from personalization.ml.models import score_shoppers
+from personalization.ml.scoring import score_shoppers
 from personalization.ml.related import Related, item_categories
 from personalization.ml.sequences import SPECIAL_ITEMS, build_sequences
 from personalization.ml.train import TrainConfig, train_next_basket

@@ -46,7 +46,8 @@ from personalization.ml.baselines import TifuKnn  # noqa: E402
 from personalization.ml.batches import model_inputs  # noqa: E402
 from personalization.ml.orders import prepare_frame  # noqa: E402
 from personalization.ml.sequences import SPECIAL_ITEMS, BasketSequences, Vocabulary, build_sequences  # noqa: E402
-from personalization.ml.models import NextBasketCNN, ShopperAutoencoder  # noqa: E402
+from personalization.ml.autoencoder import ShopperAutoencoder  # noqa: E402
+from personalization.ml.next_basket import NextBasketCNN  # noqa: E402
 from personalization.ml.train import (  # noqa: E402
     AUTOENCODER_TRAINING,
     NEXT_BASKET_TRAINING,

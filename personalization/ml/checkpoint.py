@@ -19,7 +19,7 @@ import torch
 from personalization.ml import __version__ as CODE_VERSION
 from personalization.ml.baselines import BASELINES
 from personalization.ml.sequences import Vocabulary
-from personalization.ml.models import MODEL_KINDS, kind_of
+from personalization.ml.kinds import MODEL_KINDS, kind_of
 
 FORMAT = "personalization.ml.checkpoint/1"
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 import torch
 
 from personalization.ml.baselines import CoOccurrence, PersonalFrequency, Popularity, TifuKnn
-from personalization.ml.models import score_shoppers
+from personalization.ml.scoring import score_shoppers
 from personalization.ml.train import AUTOENCODER_TRAINING, NEXT_BASKET_TRAINING, train_autoencoder, train_next_basket
 
 

@@ -15,14 +15,9 @@ import torch
 from personalization.ml.batches import NextBasketData, TensorData
 from personalization.ml.features import decayed_frequency, item_statistics, purchase_labels, shopper_features
 from personalization.ml.sequences import SPECIAL_ITEMS, shopper_keys
-from personalization.ml.models import (
-    AutoencoderConfig,
-    NextBasketCNN,
-    NextBasketConfig,
-    PropensityConfig,
-    PurchasePropensity,
-    ShopperAutoencoder,
-)
+from personalization.ml.autoencoder import AutoencoderConfig, ShopperAutoencoder
+from personalization.ml.next_basket import NextBasketCNN, NextBasketConfig
+from personalization.ml.propensity import PropensityConfig, PurchasePropensity
 
 
 @dataclass

@@ -164,7 +164,7 @@ def segment_members(segment):
     shoppers' purchases (those up to the model's data window), which gives back the same clusters.
     """
     from personalization.ml.sequences import build_sequences, item_categories
-    from personalization.ml.models import segment_shoppers
+    from personalization.ml.autoencoder import segment_shoppers
 
     loaded = registry.load_active(ModelKind.AUTOENCODER)
     if loaded is None:

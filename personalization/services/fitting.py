@@ -22,7 +22,8 @@ from personalization.ml.baselines import PersonalFrequency, TifuKnn
 from personalization.ml import related
 from personalization.ml.orders import data_window, prepare_frame, to_days
 from personalization.ml.sequences import PAD, SPECIAL_ITEMS, UNKNOWN, Vocabulary, build_sequences, item_categories
-from personalization.ml.models import score_shoppers, segment_shoppers
+from personalization.ml.autoencoder import segment_shoppers
+from personalization.ml.scoring import score_shoppers
 from personalization.ml.train import (
     AUTOENCODER_TRAINING,
     NEXT_BASKET_TRAINING,

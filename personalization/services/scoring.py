@@ -15,7 +15,9 @@ import torch.nn.functional as F
 
 from personalization import registry
 from personalization.ml.baselines import PersonalFrequency, TifuKnn
-from personalization.ml.models import NextBasketCNN, ShopperAutoencoder, cpu_scorer, score_shoppers
+from personalization.ml.autoencoder import ShopperAutoencoder
+from personalization.ml.next_basket import NextBasketCNN
+from personalization.ml.scoring import cpu_scorer, score_shoppers
 from personalization.ml.related import Related
 from personalization.ml.sequences import SPECIAL_ITEMS, BasketSequences
 from personalization.models import ModelKind
@@ -96,7 +98,7 @@ def _per_version(what, checkpoint, make):
 
 def scorer(checkpoint):
     """What scores shoppers with a loaded checkpoint: a fitted baseline itself; for a network on a
-    CPU, a copy with its catalog-wide layers in int8 (ml.models.cpu_scorer: the same top products
+    CPU, a copy with its catalog-wide layers in int8 (ml.scoring.cpu_scorer: the same top products
     for 99.5% and more of shoppers, several times faster); made once per loaded version."""
     if not isinstance(checkpoint.model, torch.nn.Module):
         return checkpoint.model

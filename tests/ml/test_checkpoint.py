@@ -8,15 +8,10 @@ from personalization.ml import __version__, checkpoint
 from personalization.ml.baselines import CoOccurrence, PersonalFrequency, Popularity, TifuKnn
 from personalization.ml.orders import data_window
 from personalization.ml.sequences import build_sequences
-from personalization.ml.models import (
-    AutoencoderConfig,
-    NextBasketCNN,
-    NextBasketConfig,
-    PropensityConfig,
-    PurchasePropensity,
-    ShopperAutoencoder,
-    score_shoppers,
-)
+from personalization.ml.autoencoder import AutoencoderConfig, ShopperAutoencoder
+from personalization.ml.next_basket import NextBasketCNN, NextBasketConfig
+from personalization.ml.propensity import PropensityConfig, PurchasePropensity
+from personalization.ml.scoring import score_shoppers
 
 
 @pytest.fixture(scope="module")

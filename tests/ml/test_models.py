@@ -5,19 +5,16 @@ import torch
 from personalization.ml.batches import NextBasketData, model_inputs
 from personalization.ml.features import Decay
 from personalization.ml.sequences import SPECIAL_ITEMS, build_sequences
-from personalization.ml.models import (
+from personalization.ml.autoencoder import (
     AutoencoderConfig,
-    NextBasketCNN,
-    NextBasketConfig,
-    PropensityConfig,
-    PurchasePropensity,
     ShopperAutoencoder,
     describe_segments,
     kmeans,
-    score_session,
-    score_shoppers,
     shopper_embeddings,
 )
+from personalization.ml.next_basket import NextBasketCNN, NextBasketConfig
+from personalization.ml.propensity import PropensityConfig, PurchasePropensity
+from personalization.ml.scoring import score_session, score_shoppers
 from personalization.ml.train import TrainConfig, train_autoencoder, train_next_basket
 
 from .conftest import order_lines
@@ -205,7 +202,7 @@ def test_the_neighbour_score_is_tifu_knn_s_and_never_counts_the_shopper_themself
     from personalization.ml.baselines import TifuKnn
     from personalization.ml.features import decayed_frequency
     from personalization.ml.sequences import shopper_keys
-    from personalization.ml.models import NeighbourPool
+    from personalization.ml.next_basket import NeighbourPool
 
     decay = Decay(3, 0.9, 0.8)
     vectors = decayed_frequency(store, decay=decay)
@@ -250,7 +247,7 @@ def trained_autoencoder(store):
 
 @pytest.mark.parametrize("which", ["trained_cnn", "trained_autoencoder"])
 def test_the_cpu_scorer_ranks_as_the_network_does(request, store, which):
-    from personalization.ml.models import cpu_scorer
+    from personalization.ml.scoring import cpu_scorer
 
     model = request.getfixturevalue(which)
     scorer = cpu_scorer(model)
@@ -264,7 +261,7 @@ def test_the_cpu_scorer_ranks_as_the_network_does(request, store, which):
 
 
 def test_only_the_catalog_wide_layers_are_quantized_the_rest_is_shared(trained_autoencoder, trained_cnn):
-    from personalization.ml.models import cpu_scorer
+    from personalization.ml.scoring import cpu_scorer
 
     scorer = cpu_scorer(trained_autoencoder)
     assert scorer.encoder is trained_autoencoder.encoder  # shared, not copied
@@ -278,7 +275,7 @@ def test_only_the_catalog_wide_layers_are_quantized_the_rest_is_shared(trained_a
 
 @pytest.mark.parametrize("which", ["trained_cnn", "trained_autoencoder"])
 def test_the_cpu_scorer_scores_a_shopper_the_same_alone_as_in_any_batch(request, store, which):
-    from personalization.ml.models import cpu_scorer
+    from personalization.ml.scoring import cpu_scorer
 
     scorer = cpu_scorer(request.getfixturevalue(which))
     together = score_shoppers(scorer, store)
@@ -289,7 +286,7 @@ def test_the_cpu_scorer_scores_a_shopper_the_same_alone_as_in_any_batch(request,
 
 
 def test_the_network_itself_scores_when_quantizing_fails(trained_autoencoder, monkeypatch, caplog):
-    from personalization.ml.models import cpu_scorer
+    from personalization.ml.scoring import cpu_scorer
 
     def unsupported(*args, **kwargs):
         raise RuntimeError("no quantized engine")

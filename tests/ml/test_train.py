@@ -6,7 +6,8 @@ import torch
 from personalization.ml.batches import NextBasketData, TensorData
 from personalization.ml.features import Decay
 from personalization.ml.sequences import build_sequences
-from personalization.ml.models import NextBasketCNN, NextBasketConfig, PropensityConfig, PurchasePropensity
+from personalization.ml.next_basket import NextBasketCNN, NextBasketConfig
+from personalization.ml.propensity import PropensityConfig, PurchasePropensity
 from personalization.ml.train import TrainConfig, choose_device, fit, train_next_basket, train_propensity
 
 

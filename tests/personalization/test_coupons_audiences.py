@@ -13,13 +13,8 @@ from django.utils import timezone
 
 from personalization import privacy, registry
 from personalization.ml import checkpoint
-from personalization.ml.models import (
-    AutoencoderConfig,
-    PropensityConfig,
-    PurchasePropensity,
-    ShopperAutoencoder,
-    segment_shoppers,
-)
+from personalization.ml.autoencoder import AutoencoderConfig, ShopperAutoencoder, segment_shoppers
+from personalization.ml.propensity import PropensityConfig, PurchasePropensity
 from personalization.models import Coupon, Event
 from personalization.services import audiences, coupons
 from personalization.services.frames import purchase_frame

@@ -13,7 +13,7 @@ from personalization import registry
 from personalization.events import Shopper
 from personalization.ml import evaluate
 from personalization.ml.baselines import PersonalFrequency, TifuKnn
-from personalization.ml.models import NextBasketCNN
+from personalization.ml.next_basket import NextBasketCNN
 from personalization.models import Event, ModelKind, Placement
 from personalization.services import fitting, ranking, training
 from tests.factories import CategoryFactory, ProductFactory
