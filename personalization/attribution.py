@@ -108,10 +108,6 @@ def product_of_click_token(token):
     return str(signing.loads(token, salt=_SALT)[1])
 
 
-#: Where the shopper's recent clicks are remembered (the key lives in personalization.state).
-click_memory_key = state.clicks_key  # services.erasure reads it here
-
-
 def remember_click(user_id, session_key, product_id, recommendation_id):
     """Credits the shopper's next cart addition and purchase of `product_id` to `recommendation_id`."""
     if not (user_id or session_key):

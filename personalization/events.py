@@ -190,7 +190,7 @@ def _write(events):
     except Exception:
         _log_lost(events)
         return
-    renew_shopper_versions({(e.user_id, e.session_key) for e in events if e.kind in SHAPING_KINDS})
+    state.renew_versions({(e.user_id, e.session_key) for e in events if e.kind in SHAPING_KINDS})
 
 
 def _on_a_live_connection(work, *args):
@@ -223,11 +223,6 @@ def _log_lost(events):
     )
 
 
-#: The shopper's version token lives in personalization.state; services.erasure still reaches it here.
-renew_shopper_versions = state.renew_versions
-shopper_version_key = state.version_key
-
-
 def record_for(request_or_user, kind, product_id, quantity=1, **fields):
     """`personalization.track()`: records for the shopper behind a request or user; never raises."""
     try:
@@ -254,6 +249,6 @@ def merge_session(session_keys, user):
         anonymous.delete()
         return 0
     merged = anonymous.update(user_id=str(user.pk), session_key="")
-    renew_shopper_versions([(str(user.pk), "")] + [(None, key) for key in keys])
+    state.renew_versions([(str(user.pk), "")] + [(None, key) for key in keys])
     attribution.merge(keys, user.pk)
     return merged

@@ -6,22 +6,22 @@ shortlists of every placement as pages ask for them by default (the precomputed 
 remembered for attribution, the experiment arms remembered. Their promotion groups and showings are erased here too (the
 receiver runs once the erasure committed). Shortlists of other asks (a product page's, a limit asked for) are never
 served again and expire within ranking.CACHE_SECONDS."""
-from personalization import attribution, events
+from personalization import state
 from personalization.cache import cache
 from personalization.models import Experiment
-from personalization.services import experiments, promotions, ranking, shoppers
+from personalization.services import experiments, promotions, ranking
 
 
 def forget_cached(sender=None, *, user_id="", session_key="", version=None, **kwargs):
     """shopper_forgotten's receiver; `version`: the shopper's version token when they were forgotten."""
-    shopper = events.Shopper(user_id=user_id or None, session_key="" if user_id else session_key)
+    shopper = state.Shopper(user_id=user_id or None, session_key="" if user_id else session_key)
     if not shopper:
         return
-    keys = [attribution.click_memory_key(shopper.user_id, shopper.session_key), *ranking.precomputed_keys(shopper)]
-    tokens = {version, cache.get(events.shopper_version_key(shopper))} - {None}
-    keys += [shoppers.history_key(shopper, token) for token in tokens]
+    keys = [state.clicks_key(shopper.user_id, shopper.session_key), *ranking.precomputed_keys(shopper)]
+    tokens = {version, state.cached_version(shopper)} - {None}
+    keys += [state.history_key(shopper, token) for token in tokens]
     own = experiments.shopper_key(shopper)
     keys += [experiments.arm_cache_key(pk, own) for pk in Experiment.objects.values_list("pk", flat=True)]
     cache.delete_many(keys)
     promotions.forget(user_id=shopper.user_id or "", session_key=shopper.session_key)
-    events.renew_shopper_versions([(shopper.user_id, shopper.session_key)])
+    state.renew_versions([(shopper.user_id, shopper.session_key)])

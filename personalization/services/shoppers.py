@@ -67,10 +67,6 @@ def history_of(shopper, *, version=None, new_version=False, write=True):
     return found if write else (found, to_write)
 
 
-#: Kept for services.erasure, which reads the key here (state.history_key).
-history_key = state.history_key
-
-
 def read_history(shopper):
     owner = {"user_id": str(shopper.user_id)} if shopper.user_id else {"session_key": shopper.session_key, "user_id": ""}
     rows = list(
