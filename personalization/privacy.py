@@ -9,9 +9,6 @@ from personalization.conf import settings
 from personalization.models import Coupon, CouponAssignment, Event, ExperimentExposure, OptOut
 from personalization.signals import shopper_forgotten
 
-#: services.experiments' "read, not cached" marker (state.NOT_CACHED), named here until it stops needing one.
-NOT_CACHED = state.NOT_CACHED
-
 
 def is_opted_out(user_id=None, session_key=""):
     """True when this shopper asked not to be tracked or personalized (the answer cached briefly)."""

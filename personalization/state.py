@@ -9,6 +9,7 @@ What the plugin caches per shopper, and the keys of it, live here and nowhere el
     slots           a shortlist per placement and ask (services.shortlists computes it)
     clicks          the recommendations they clicked lately, for crediting their next cart additions (attribution)
     views           that they viewed a product a moment ago, so that a repeated view counts once (events)
+    arms            their arm in each running experiment (services.experiments; the database keeps it too)
 
 with what serving reads alongside: the active model versions (under the registry's keys), and a
 placement and its running experiment. `read()` fetches what a request needs in one
@@ -28,10 +29,6 @@ from personalization.models import Experiment, OptOut, Placement
 VERSION_SECONDS = 24 * 60 * 60
 #: How long a shopper's opt-out answer is cached.
 OPT_OUT_SECONDS = 300
-
-#: What services.experiments.placement_for takes as `cached` for "read, and not in the cache". Only
-#: ShopperState.experiment_cached() gives it out (and privacy.NOT_CACHED names it for that module).
-NOT_CACHED = object()
 
 
 @dataclass
@@ -100,6 +97,11 @@ def view_key(shopper, product_id):
     return f"personalization:view:{shopper.user_id or ''}:{shopper.session_key}:{product_id}"
 
 
+def arm_key(experiment_id, shopper):
+    """Where the shopper's arm in the experiment `experiment_id` is remembered (services.experiments)."""
+    return _owner_key(f"experiment-arm:{experiment_id}", shopper.user_id, shopper.session_key)
+
+
 def digest(parts):
     return hashlib.sha1(repr(parts).encode()).hexdigest()
 
@@ -121,6 +123,7 @@ class ShopperState:
     models: dict = field(default_factory=dict)  # {kind: the active version id, or None}
     slot_key: str | None = None
     slot: object = None  # what the slot held
+    placement_slug: str | None = None  # the placement read with the state, if any
     placement: Placement | None = None
     experiment: object = None  # the placement's cached running experiment (services.experiments)
 
@@ -140,10 +143,6 @@ class ShopperState:
         if self.version is not None:
             return self.version, False
         return _new_version(self.shopper)
-
-    def experiment_cached(self):
-        """The `cached` argument of services.experiments.placement_for."""
-        return NOT_CACHED if self.experiment is None else self.experiment
 
 
 def read(shopper, *, models=(), slot=None, placement_slug=None):
@@ -166,6 +165,7 @@ def read(shopper, *, models=(), slot=None, placement_slug=None):
         models=registry.active_ids(models, cached={kind: found.get(kind) for kind in models}),
         slot_key=slot,
         slot=found.get("slot"),
+        placement_slug=placement_slug,
         placement=found.get("placement"),
         experiment=found.get("experiment"),
     )

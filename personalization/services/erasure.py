@@ -9,7 +9,7 @@ served again and expire within ranking.CACHE_SECONDS."""
 from personalization import state
 from personalization.cache import cache
 from personalization.models import Experiment
-from personalization.services import experiments, promotions, ranking
+from personalization.services import promotions, ranking
 
 
 def forget_cached(sender=None, *, user_id="", session_key="", version=None, **kwargs):
@@ -20,8 +20,7 @@ def forget_cached(sender=None, *, user_id="", session_key="", version=None, **kw
     keys = [state.clicks_key(shopper.user_id, shopper.session_key), *ranking.precomputed_keys(shopper)]
     tokens = {version, state.cached_version(shopper)} - {None}
     keys += [state.history_key(shopper, token) for token in tokens]
-    own = experiments.shopper_key(shopper)
-    keys += [experiments.arm_cache_key(pk, own) for pk in Experiment.objects.values_list("pk", flat=True)]
+    keys += [state.arm_key(pk, shopper) for pk in Experiment.objects.values_list("pk", flat=True)]
     cache.delete_many(keys)
     promotions.forget(user_id=shopper.user_id or "", session_key=shopper.session_key)
     state.renew_versions([(shopper.user_id, shopper.session_key)])

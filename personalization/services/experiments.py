@@ -1,6 +1,6 @@
 """A/B experiments on placements: each shopper's arm, exposures, outcomes per arm and the winner.
 
-`ranking.recommend` asks `placement_for(placement, shopper)` for the placement a shopper is served:
+`ranking.recommend` asks `placement_for(placement, shopper, shopper_state)` for the placement a shopper is served:
 when an experiment runs on it, the shopper's arm (a deterministic hash of the experiment and the
 shopper, or the arm they already have) is recorded on first exposure and the placement comes back
 with the arm's strategy, number of products or model version (`Placement.model_versions`, pinned
@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from personalization import privacy, registry
+from personalization import privacy, registry, state
 from personalization.cache import cache
 from personalization.models import Event, EventKind, Experiment, ExperimentArm, ExperimentExposure
 from personalization.services import experiment_stats as stats
@@ -56,15 +56,26 @@ def cache_key(placement_slug):
     return Experiment.cache_key(placement_slug)
 
 
-def placement_for(placement, shopper, cached=None):
+def placement_for(placement, shopper, shopper_state=None):
     """The placement as `shopper` is to be served it: a copy changed by their arm when an experiment
-    runs on it (their exposure recorded), else `placement` itself. `cached`: what the caller read
-    under cache_key(slug) (None: read it here; privacy.NOT_CACHED: nothing there). Never raises."""
+    runs on it (their exposure recorded), else `placement` itself. `shopper_state`: the shopper's
+    state.ShopperState, whose opt-out answer is used and, when it was read with this placement, its
+    cached experiment (what it lacks comes from the database); None: both are read here. Never raises."""
     if placement.pk is None or not placement.active or not shopper:
         return placement
     try:
+        if shopper_state is not None and shopper_state.placement_slug == placement.slug:
+            cached = shopper_state.experiment
+        else:
+            cached = cache.get(cache_key(placement.slug))
         running = _running(placement, cached)
-        if running is None or privacy.is_opted_out(shopper.user_id, shopper.session_key):
+        if running is None:
+            return placement
+        if shopper_state is not None:
+            opted_out = shopper_state.is_opted_out()
+        else:
+            opted_out = privacy.is_opted_out(shopper.user_id, shopper.session_key)
+        if opted_out:
             return placement
         return _with_arm(placement, _arm_of(running, shopper))
     except Exception:
@@ -92,11 +103,10 @@ def _pins(arm):
     return () if version is None else ((version.kind, version.pk),)
 
 
-def _running(placement, cached=None):
-    """The _Running experiment of a placement now (cached briefly), or None."""
-    key = Experiment.cache_key(placement.slug)
-    found = cache.get(key) if cached is None else cached
-    if found is None or found is privacy.NOT_CACHED:
+def _running(placement, found):
+    """The _Running experiment of a placement now, or None. `found`: what the cache held under
+    cache_key(slug), None when nothing (it is read from the database then, and cached briefly)."""
+    if found is None:
         found = _NONE
         now = timezone.now()
         experiment = (
@@ -111,7 +121,7 @@ def _running(placement, cached=None):
         ) if experiment else ()
         if len(arms) >= 2:
             found = _Running(experiment.pk, experiment.starts_at, experiment.stops_at, arms)
-        cache.set(key, found, EXPERIMENT_CACHE_SECONDS)
+        cache.set(cache_key(placement.slug), found, EXPERIMENT_CACHE_SECONDS)
     if found == _NONE:
         return None
     now = timezone.now()
@@ -119,25 +129,21 @@ def _running(placement, cached=None):
 
 
 def shopper_key(shopper):
+    """The shopper as ExperimentExposure.shopper_key names them."""
     return f"u{shopper.user_id}" if shopper.user_id else f"s{shopper.session_key}"
-
-
-def arm_cache_key(experiment_id, key):
-    """Where the arm of the shopper `key` (shopper_key) in an experiment is remembered."""
-    return f"personalization:experiment-arm:{experiment_id}:{key}"
 
 
 def _arm_of(running, shopper):
     """The shopper's arm: remembered, else recorded now (first exposure)."""
     key = shopper_key(shopper)
-    cache_key = arm_cache_key(running.id, key)
+    remembered = state.arm_key(running.id, shopper)
     arms = {arm.id: arm for arm in running.arms}
-    arm_id = cache.get(cache_key)
+    arm_id = cache.get(remembered)
     if arm_id not in arms:
         arm_id = _recorded_arm(running, shopper, key)
         if arm_id not in arms:  # an arm deleted while the experiment ran: assign again, keep no record
             arm_id = running.arms[stats.bucket(running.id, key, [arm.share for arm in running.arms])].id
-        cache.set(cache_key, arm_id, ARM_CACHE_SECONDS)
+        cache.set(remembered, arm_id, ARM_CACHE_SECONDS)
     return arms[arm_id]
 
 
@@ -181,7 +187,7 @@ def merge_session(session_keys, user):
         moved = list(sessions.values_list("experiment_id", "arm_id"))
         sessions.update(user_id=user_id)
         cache.set_many(
-            {arm_cache_key(experiment, f"u{user_id}"): arm for experiment, arm in moved},
+            {state.arm_key(experiment, state.Shopper(user_id=user_id)): arm for experiment, arm in moved},
             ARM_CACHE_SECONDS,
         )
     except Exception:

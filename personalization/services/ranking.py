@@ -186,8 +186,7 @@ def _placement_and_state(slug, shopper, ask):
 
 def _recommend(placement, shopper, ask, shopper_state=None):
     # The shopper's arm when an experiment runs on the placement (its exposure recorded).
-    cached_experiment = shopper_state.experiment_cached() if shopper_state else None
-    placement = experiments.placement_for(placement, shopper, cached=cached_experiment)
+    placement = experiments.placement_for(placement, shopper, shopper_state)
     recommendation_id = attribution.new_recommendation_id(shopper)
     limit = ask.limit or placement.limit
     items, strategy = [], placement.strategy

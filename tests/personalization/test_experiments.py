@@ -15,8 +15,17 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from personalization import state
 from personalization.events import Shopper
-from personalization.models import Event, EventKind, Experiment, ExperimentArm, ExperimentExposure, ModelVersion, Placement
+from personalization.models import (
+    Event,
+    EventKind,
+    Experiment,
+    ExperimentArm,
+    ExperimentExposure,
+    ModelVersion,
+    Placement,
+)
 from personalization.services import experiment_stats, experiments, ranking
 from tests.personalization.stores import build_store
 
@@ -357,7 +366,7 @@ def test_forgetting_a_shopper_erases_their_exposures_and_remembered_arms(
         shopper, forget = Shopper(user_id=str(user.pk)), {"user": user}
     else:
         shopper, forget = Shopper(session_key=key), {"session_key": key}
-    arm_key = experiments.arm_cache_key(experiment.pk, experiments.shopper_key(shopper))
+    arm_key = state.arm_key(experiment.pk, shopper)
     assert cache.get(arm_key) is not None
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -365,4 +374,18 @@ def test_forgetting_a_shopper_erases_their_exposures_and_remembered_arms(
 
     assert list(ExperimentExposure.objects.values_list("session_key", flat=True)) == [other.session_key]
     assert cache.get(arm_key) is None
-    assert cache.get(experiments.arm_cache_key(experiment.pk, experiments.shopper_key(other))) is not None
+    assert cache.get(state.arm_key(experiment.pk, other)) is not None
+
+
+def test_served_by_slug_the_experiment_and_opt_out_come_with_the_shoppers_state(experiment, placement, monkeypatch):
+    from personalization.cache import cache
+
+    shopper = Shopper(session_key=session_in(experiment, 1))
+    first = ranking.recommend(placement.slug, shopper)  # caches the experiment, the arm, the shortlist
+    gets, get = [], cache.get
+    monkeypatch.setattr(cache, "get", lambda key, *args, **kwargs: gets.append(key) or get(key, *args, **kwargs))
+
+    again = ranking.recommend(placement.slug, shopper)
+
+    assert gets == [state.arm_key(experiment.pk, shopper)]  # the arm alone: its experiment is known only now
+    assert [item.product for item in again.items] == [item.product for item in first.items]

@@ -47,7 +47,7 @@ def test_what_the_state_lacks_is_worked_out_once_and_cached(shopper):
     again = state.read(who, placement_slug="state-test")
     assert (again.version, again.opted_out, again.placement) == (token, False, placement)
     assert again.version_token() == (token, False)
-    assert again.experiment_cached() is privacy.NOT_CACHED  # what services.experiments takes for "not there"
+    assert again.placement_slug == "state-test" and again.experiment is None  # read, and not cached
 
 
 def test_an_opt_out_row_is_in_the_next_state_with_a_new_token(shopper):
@@ -83,7 +83,7 @@ def test_each_key_is_the_shoppers_own(shopper):
     user, visitor = state.Shopper(user_id=shopper.pk), state.Shopper(session_key=str(shopper.pk))
     keys = [state.version_key, lambda s: state.opt_out_key(s.user_id, s.session_key), lambda s: state.history_key(s, "t"),
             lambda s: state.clicks_key(s.user_id, s.session_key), lambda s: state.view_key(s, "1"),
-            lambda s: state.slot_key("p", s, None, None, None)]  # fmt: skip
+            lambda s: state.slot_key("p", s, None, None, None), lambda s: state.arm_key(1, s)]  # fmt: skip
 
     assert all(key(user) != key(visitor) for key in keys)
     assert len({key(user) for key in keys}) == len(keys)
