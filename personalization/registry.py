@@ -115,11 +115,29 @@ def active_key(kind):
 
 def active_ids(kinds, cached=None):
     """{kind: active version id or None} of `kinds`. `cached`: {kind: the value already read from the
-    cache under active_key(kind), or None}; without it the keys are read here in one round trip."""
+    cache under active_key(kind), or None}; without it the keys are read here in one round trip. The
+    kinds the cache lacks come from the database, in one query, and are cached for the next request."""
     if cached is None:
-        cached = cache.get_many([_active_key(kind) for kind in kinds]) if kinds else {}
-        cached = {kind: cached.get(_active_key(kind)) for kind in kinds}
-    return {kind: (cached[kind] or None) if cached.get(kind) is not None else _active_id(kind) for kind in kinds}
+        found = cache.get_many([_active_key(kind) for kind in kinds]) if kinds else {}
+        cached = {kind: found.get(_active_key(kind)) for kind in kinds}
+    pins = _pinned.get() or {}
+    missing = [kind for kind in kinds if cached.get(kind) is None and kind not in pins]
+    stored = _active_in_database(missing) if missing else {}
+    ids = {}
+    for kind in kinds:
+        if cached.get(kind) is not None:
+            ids[kind] = cached[kind] or None
+        else:
+            ids[kind] = pins[kind] if kind in pins else stored[kind] or None
+    return ids
+
+
+def _active_in_database(kinds):
+    """{kind: the active version id, 0 for none} of `kinds`, from the database (one query), cached."""
+    active = dict(ModelVersion.objects.filter(kind__in=kinds, is_active=True).values_list("kind", "pk"))
+    found = {kind: active.get(kind, 0) for kind in kinds}
+    cache.set_many({_active_key(kind): version_id for kind, version_id in found.items()}, ACTIVE_CHECK_SECONDS)
+    return found
 
 
 @contextlib.contextmanager
@@ -139,8 +157,7 @@ def _active_id(kind):
         return pins[kind]
     version_id = cache.get(_active_key(kind))
     if version_id is None:
-        version_id = ModelVersion.objects.filter(kind=kind, is_active=True).values_list("pk", flat=True).first() or 0
-        cache.set(_active_key(kind), version_id, ACTIVE_CHECK_SECONDS)
+        version_id = _active_in_database([kind])[kind]
     return version_id or None
 
 

@@ -34,6 +34,24 @@ def test_a_new_shopper_reads_as_nothing_cached_in_one_round_trip(shopper, cache_
     assert found.models == {ModelKind.NEXT_BASKET: None} and found.slot_key == slot
 
 
+def test_active_versions_the_cache_lacks_come_from_the_database_at_once_and_are_cached(
+    shopper, monkeypatch, django_assert_num_queries
+):
+    from personalization.models import ModelVersion
+
+    active = ModelVersion.objects.create(kind=ModelKind.NEXT_BASKET, number=1, is_active=True)
+    kinds = [ModelKind.NEXT_BASKET, ModelKind.AUTOENCODER]
+    cache.delete_many([registry.active_key(kind) for kind in kinds])
+    monkeypatch.setattr(cache, "get", lambda *args, **kwargs: pytest.fail(f"cache.get{args}"))
+
+    with django_assert_num_queries(1):  # both kinds in one query, no second look in the cache
+        found = state.read(state.Shopper(user_id=shopper.pk), models=kinds)
+
+    assert found.models == {ModelKind.NEXT_BASKET: active.pk, ModelKind.AUTOENCODER: None}
+    cached = cache.get_many([registry.active_key(kind) for kind in kinds])
+    assert cached == {registry.active_key(ModelKind.NEXT_BASKET): active.pk, registry.active_key(ModelKind.AUTOENCODER): 0}
+
+
 def test_what_the_state_lacks_is_worked_out_once_and_cached(shopper):
     who = state.Shopper(user_id=shopper.pk)
     placement = Placement.objects.create(slug="state-test", name="state", strategy=Placement.Strategy.POPULAR)
