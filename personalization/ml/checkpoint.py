@@ -18,8 +18,8 @@ import torch
 
 from personalization.ml import __version__ as CODE_VERSION
 from personalization.ml.baselines import BASELINES
-from personalization.ml.sequences import Vocabulary
 from personalization.ml.kinds import MODEL_KINDS, kind_of
+from personalization.ml.sequences import Vocabulary
 
 FORMAT = "personalization.ml.checkpoint/1"
 
