@@ -16,7 +16,7 @@ from personalization import attribution, privacy, state
 from personalization.cache import cache
 from personalization.conf import settings
 from personalization.models import Event, EventKind, EventSource
-from personalization.state import Shopper, shopper_from  # who did it: personalization.events.Shopper for callers
+from personalization.state import Shopper, shopper_from
 
 logger = logging.getLogger("personalization.events")
 

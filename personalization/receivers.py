@@ -9,12 +9,12 @@ from django.contrib.auth.signals import user_logged_in
 from django.db import transaction
 from django.db.models.signals import post_delete, post_init, post_save
 
-from personalization import events, privacy
+from personalization import events, privacy, state
 from personalization.adapters import get_adapter
 from personalization.middleware import current_request
+from personalization.models import EventKind
 from personalization.services import erasure, experiments, promotions
 from personalization.signals import shopper_forgotten
-from personalization.models import EventKind
 
 logger = logging.getLogger("personalization.receivers")
 
@@ -47,7 +47,7 @@ def _owned(line):
     if request is None:
         logger.debug("A change of an ownerless cart line outside a request is not recorded: %s", line)
         return None
-    shopper = events.shopper_from(request)
+    shopper = state.shopper_from(request)
     return replace(line, user_id=shopper.user_id, session_key=shopper.session_key) if shopper else None
 
 
@@ -86,7 +86,7 @@ def purchase_events(order):
         events.NewEvent(
             kind=EventKind.PURCHASE,
             product_id=line.product_id,
-            shopper=events.Shopper(user_id=line.user_id),
+            shopper=state.Shopper(user_id=line.user_id),
             quantity=line.quantity,
             unit_price=line.unit_price,
             order_id=line.order_id,

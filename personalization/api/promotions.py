@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from personalization import events
+from personalization import state
 from personalization.api import serializers
 from personalization.api.permissions import AnyShopper
 from personalization.api.throttling import SHOPPER_THROTTLES
@@ -50,7 +50,7 @@ class PromotionClickView(ShopperAPIView):
     @extend_schema(exclude=True)
     def get(self, request, token):
         try:
-            click = promotions.follow(token, events.shopper_from(request))
+            click = promotions.follow(token, state.shopper_from(request))
         except (signing.BadSignature, ValueError, TypeError):
             raise NotFound(_("This is not a promotion link.")) from None
         except (Promotion.DoesNotExist, LookupError):

@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from personalization import attribution, events, privacy
+from personalization import attribution, events, privacy, state
 from personalization.adapters import get_adapter
 from personalization.cache import cache
 from personalization.models import Event, EventKind, Promotion, PromotionExposure
@@ -136,7 +136,7 @@ def choose(slot, shopper, now=None):
 
 def choose_for_request(slot, request, now=None):
     """choose() for the shopper of a page's request (a session is created for a new visitor)."""
-    return choose(slot, events.shopper_from(request), now)
+    return choose(slot, state.shopper_from(request), now)
 
 
 def _exposure(promotion, shopper, now):
