@@ -99,3 +99,16 @@ def test_a_url_that_reads_other_rows_is_not_remembered(db, monkeypatch):
     Category.objects.filter(pk=milk.category_id).update(slug="fresh-dairy")  # the product row is the same
 
     assert adapter.products([milk.pk])[str(milk.pk)].url == f"/fresh-dairy/{milk.slug}/"
+
+
+def test_an_id_no_product_can_have_finds_nothing_instead_of_failing(db, django_assert_num_queries):
+    """ "abc" or a number past the key column's range comes from a client's request: no such product
+    (the ORM alone raises on either)."""
+    store = build_store(shoppers_per_taste=1, orders=1)
+    product = store.product("Milk")
+
+    with django_assert_num_queries(1):
+        found = ModelAdapter().products(["abc", "9" * 30, None, product.pk, str(product.pk)])
+
+    assert list(found) == [str(product.pk)]
+    assert ModelAdapter().products(["abc", "9" * 30]) == {}
