@@ -7,7 +7,6 @@ up. Serve several processes from one shared cache (Redis) so a click and the car
 meet.
 """
 import functools
-import hashlib
 import hmac
 import logging
 import secrets
@@ -16,7 +15,6 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core import signing
 from django.utils.crypto import salted_hmac
-from django.utils.encoding import force_bytes
 
 from personalization import state
 from personalization.cache import cache
@@ -74,26 +72,12 @@ def click_token(recommendation_id, product_id, placement):
     return _click_signer(settings.SECRET_KEY).sign_object([recommendation_id, str(product_id), placement])
 
 
-class _ClickSigner(signing.TimestampSigner):
-    """Signs as signing.dumps(value, salt=_SALT) does, so signing.loads reads its tokens, but derives
-    the HMAC key once instead of once per token (a page signs a token per recommended product)."""
-
-    def __init__(self, secret):
-        super().__init__(key=secret, salt=_SALT)
-        derived = hashlib.sha256(force_bytes(self.salt + "signer") + force_bytes(secret)).digest()
-        self._keyed = hmac.new(derived, digestmod=hashlib.sha256)  # django.utils.crypto.salted_hmac's
-
-    def signature(self, value, key=None):
-        if key is not None and key != self.key:
-            return super().signature(value, key)
-        mac = self._keyed.copy()
-        mac.update(force_bytes(value))
-        return signing.b64_encode(mac.digest()).decode()
-
-
 @functools.lru_cache(maxsize=1)
 def _click_signer(secret):
-    return _ClickSigner(secret)
+    """Signs as signing.dumps(value, salt=_SALT, compress=False) does (signing.loads reads its tokens),
+    one signer per secret key. Public API only: re-deriving the HMAC key per token costs about 2 us
+    (12.6 us a token against 10.5 us with a key derived once, on the shared machine): 16 us a page."""
+    return signing.TimestampSigner(key=secret, salt=_SALT)
 
 
 def read_click_token(token):
