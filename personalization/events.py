@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from personalization import attribution, privacy, state
+from personalization import attribution, commit_batches, privacy, state
 from personalization.cache import cache
 from personalization.conf import settings
 from personalization.models import Event, EventKind, EventSource
@@ -126,8 +126,8 @@ def _accept_and_write(new_events):
 
 
 def _write_on_commit(models):
-    """Writes now outside a transaction; inside one, when it commits (see _pending_batch)."""
-    batch = _pending_batch()
+    """Writes now outside a transaction; inside one, when it commits (commit_batches)."""
+    batch = commit_batches.pending(_write_batch)
     if batch is None:
         _write(models)
     else:
@@ -137,43 +137,16 @@ def _write_on_commit(models):
 def note_checkout(user_id):
     """Marks the current transaction as this shopper's checkout: the cart lines it deletes were
     bought, not taken out, so they are not recorded as cart_remove."""
-    batch = _pending_batch()
+    batch = commit_batches.pending(_write_batch)
     if batch is not None and user_id is not None:
         batch.checkout_users.add(str(user_id))
 
 
-class _Batch:
-    """The events of one transaction (one savepoint level), written in one INSERT on commit.
-
-    It lives in Django's on_commit list, so a rollback discards it with everything else the
-    transaction scheduled; later events join it while it is still the last callback there."""
-
-    def __init__(self):
-        self.events = []
-        self.checkout_users = set()
-        self.done = False
-
-    def __call__(self):
-        self.done = True
-        events = [
-            e for e in self.events if not (e.kind == EventKind.CART_REMOVE and e.user_id in self.checkout_users)
-        ]
-        if events:
-            _write(events)
-
-
-def _pending_batch():
-    connection = transaction.get_connection()
-    if not connection.in_atomic_block:
-        return None
-    last = connection.run_on_commit[-1] if connection.run_on_commit else None
-    # None marks an atomic block without a savepoint: it cannot roll back on its own.
-    savepoints = set(connection.savepoint_ids) - {None}
-    if last and isinstance(last[1], _Batch) and not last[1].done and last[0] - {None} == savepoints:
-        return last[1]
-    batch = _Batch()
-    transaction.on_commit(batch)
-    return batch
+def _write_batch(batch):
+    """A committed transaction's events, but for the cart removals of its checkouts."""
+    events = [e for e in batch.events if not (e.kind == EventKind.CART_REMOVE and e.user_id in batch.checkout_users)]
+    if events:
+        _write(events)
 
 
 def _first_view_in_window(event):
