@@ -4,7 +4,6 @@ import logging
 from django.core import signing
 from django.http import HttpResponseRedirect
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
@@ -47,7 +46,7 @@ class PromotionClickView(ShopperAPIView):
     throttle_classes = SHOPPER_THROTTLES
     throttle_scope = "personalization.promotion_clicks"
 
-    @extend_schema(exclude=True)
+    @documented(exclude=True)
     def get(self, request, token):
         try:
             click = promotions.follow(token, state.shopper_from(request))
