@@ -249,7 +249,10 @@ class ModelAdapter(StoreAdapter):
         unless they read other rows (a query ran: not remembered) or the URLs or the language changed
         (`context`, the url_context() of the request)."""
         memo_key = (row, context)
-        changes = self._instance_memo.get(memo_key)
+        try:
+            changes = self._instance_memo.get(memo_key)
+        except TypeError:  # a value that cannot be a key (a JSONField's dict): not remembered
+            memo_key = changes = None
         if changes is not None:
             return changes
         queries = []
@@ -269,7 +272,7 @@ class ModelAdapter(StoreAdapter):
                 changes[key] = values[key]
         if "active" in values:
             changes["active"] = True if values["active"] is None else bool(values["active"])
-        if not queries:
+        if not queries and memo_key is not None:
             self._instance_memo.put(memo_key, changes)
         return changes
 

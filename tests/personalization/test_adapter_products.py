@@ -112,3 +112,24 @@ def test_an_id_no_product_can_have_finds_nothing_instead_of_failing(db, django_a
 
     assert list(found) == [str(product.pk)]
     assert ModelAdapter().products(["abc", "9" * 30]) == {}
+
+
+def test_a_product_row_holding_a_dict_is_read_without_remembering_it(db, settings):
+    """A product model with a JSONField (here the plugin's Event, whose `data` is one): its rows
+    cannot key the memo of instance-only values, which are then read each time."""
+    from personalization.models import Event, EventKind
+
+    settings.PERSONALIZATION = {
+        **settings.PERSONALIZATION,
+        "PRODUCT_MODEL": "personalization.Event",
+        "PRODUCT_FIELDS": {
+            "id": "pk", "title": "get_kind_display", "category": "category", "price": "unit_price",
+            "stock": "", "active": "", "url": "",
+        },
+    }
+    event = Event.objects.create(kind=EventKind.VIEW, product_id="1", session_key="s", category="Dairy", data={"a": [1]})
+    adapter = ModelAdapter()
+
+    found = [adapter.products([event.pk])[str(event.pk)] for _ in range(2)]
+
+    assert found[0] == found[1] and (found[0].title, found[0].category) == (str(EventKind.VIEW.label), "Dairy")
