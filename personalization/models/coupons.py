@@ -4,19 +4,20 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _
 
+from personalization.models.audiences import SHARE, AimedAtAudience
+
 __all__ = ["CouponCampaign", "Coupon", "CouponAssignment"]
 
 CENT = Decimal("0.01")
-_SHARE = [MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))]
 
 
-class CouponCampaign(models.Model):
+class CouponCampaign(AimedAtAudience):
     """Who gets a coupon, how much it takes off, for which carts, and how much may be given away in all."""
 
     class DiscountKind(models.TextChoices):
@@ -29,6 +30,8 @@ class CouponCampaign(models.Model):
         PROPENSITY = "propensity", _("purchase propensity range")
         CART_ABANDONMENT = "cart_abandonment", _("abandoned cart")
         LIKELY_TO_REDEEM = "likely_to_redeem", _("likely to redeem")
+
+    segment_missing = _("Choose the segment this campaign is for.")
 
     name = models.CharField(_("name"), max_length=120)
     active = models.BooleanField(
@@ -79,52 +82,6 @@ class CouponCampaign(models.Model):
 
     # Who
     audience = models.CharField(_("audience"), max_length=20, choices=Audience.choices)
-    segment = models.PositiveSmallIntegerField(
-        _("segment"),
-        null=True,
-        blank=True,
-        help_text=_("For a segment audience: the segment's number as listed with the active shopper autoencoder."),
-    )
-    affinity_category = models.CharField(
-        _("affinity category"),
-        max_length=128,
-        blank=True,
-        help_text=_("For a category affinity audience: the category, as the store names it."),
-    )
-    affinity_share = models.DecimalField(
-        _("minimum share of purchases"),
-        max_digits=3,
-        decimal_places=2,
-        null=True,
-        blank=True,
-        validators=_SHARE,
-        help_text=_("For a category affinity audience: at least this share of the shopper's purchases, from 0 to 1."),
-    )
-    propensity_min = models.DecimalField(
-        _("minimum purchase propensity"),
-        max_digits=3,
-        decimal_places=2,
-        null=True,
-        blank=True,
-        validators=_SHARE,
-        help_text=_("For a propensity audience: the lowest probability of ordering soon, from 0 to 1 (empty: 0)."),
-    )
-    propensity_max = models.DecimalField(
-        _("maximum purchase propensity"),
-        max_digits=3,
-        decimal_places=2,
-        null=True,
-        blank=True,
-        validators=_SHARE,
-        help_text=_("For a propensity audience: the highest probability of ordering soon, from 0 to 1 (empty: 1)."),
-    )
-    abandoned_hours = models.PositiveIntegerField(
-        _("cart idle for (hours)"),
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(1)],
-        help_text=_("For an abandoned cart audience: hours since the shopper last changed a cart they did not buy."),
-    )
     audience_size = models.PositiveIntegerField(
         _("shoppers to reach"),
         null=True,
@@ -168,7 +125,7 @@ class CouponCampaign(models.Model):
         max_digits=3,
         decimal_places=2,
         default=Decimal("0.10"),
-        validators=_SHARE,
+        validators=SHARE,
         help_text=_(
             "Share of the audience, from 0 to 1, that gets no coupon, so that the campaign's extra orders can be "
             "measured against them. Each shopper's group is fixed once drawn."
@@ -208,28 +165,8 @@ class CouponCampaign(models.Model):
             raise ValidationError(errors)
 
     def _audience_errors(self):
-        audience, errors = self.Audience, {}
-        if self.audience == audience.SEGMENT and self.segment is None:
-            errors["segment"] = _("Choose the segment this campaign is for.")
-        if self.audience == audience.CATEGORY_AFFINITY:
-            if not self.affinity_category.strip():
-                errors["affinity_category"] = _("Name the category shoppers should favour.")
-            if self.affinity_share is None:
-                errors["affinity_share"] = _("Give the share of purchases, such as 0.3 for 30%.")
-            elif not 0 < self.affinity_share <= 1:
-                errors["affinity_share"] = _("The share is a number above 0 and at most 1.")
-        if self.audience == audience.PROPENSITY:
-            if self.propensity_min is None and self.propensity_max is None:
-                errors["propensity_min"] = _("Give a minimum or a maximum propensity (or both), from 0 to 1.")
-            elif (
-                self.propensity_min is not None
-                and self.propensity_max is not None
-                and self.propensity_min > self.propensity_max
-            ):
-                errors["propensity_max"] = _("The maximum cannot be below the minimum.")
-        if self.audience == audience.CART_ABANDONMENT and not self.abandoned_hours:
-            errors["abandoned_hours"] = _("Give how many hours a cart must be idle, at least 1.")
-        if self.audience == audience.LIKELY_TO_REDEEM and not self.audience_size:
+        errors = self.audience_errors()
+        if self.audience == self.Audience.LIKELY_TO_REDEEM and not self.audience_size:
             errors["audience_size"] = _("Give how many shoppers the campaign should reach, at least 1.")
         return errors
 

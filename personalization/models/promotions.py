@@ -9,11 +9,11 @@ from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy as _
 
 from personalization.cache import cache
+from personalization.models.audiences import SHARE, AimedAtAudience
 from personalization.models.coupons import CouponCampaign
 
 __all__ = ["Promotion", "PromotionExposure"]
 
-_SHARE = [MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))]
 #: Image files a promotion may carry (no SVG: an uploaded SVG can hold scripts).
 IMAGE_EXTENSIONS = ["jpg", "jpeg", "png", "gif", "webp", "avif"]
 _CAMPAIGN_AUDIENCE = CouponCampaign.Audience
@@ -24,7 +24,7 @@ def _is_page_url(url):
     return (url.startswith("/") and not url.startswith("//")) or url.startswith(("https://", "http://"))
 
 
-class Promotion(models.Model):
+class Promotion(AimedAtAudience):
     """A headline, a text and an image linking to a product or a category, shown to an audience in
     a slot while its schedule runs; the highest priority wins a slot. A share of the audience, drawn
     once per shopper, is held out: they see nothing there, so that the promotion's lift can be measured."""
@@ -36,6 +36,8 @@ class Promotion(models.Model):
         CATEGORY_AFFINITY = _CAMPAIGN_AUDIENCE.CATEGORY_AFFINITY.value, _CAMPAIGN_AUDIENCE.CATEGORY_AFFINITY.label
         PROPENSITY = _CAMPAIGN_AUDIENCE.PROPENSITY.value, _CAMPAIGN_AUDIENCE.PROPENSITY.label
         CART_ABANDONMENT = _CAMPAIGN_AUDIENCE.CART_ABANDONMENT.value, _CAMPAIGN_AUDIENCE.CART_ABANDONMENT.label
+
+    segment_missing = _("Choose the segment this promotion is for.")
 
     name = models.CharField(_("name"), max_length=120, help_text=_("For you; shoppers see the headline."))
     active = models.BooleanField(_("active"), default=True, help_text=_("Only active promotions are shown."))
@@ -97,7 +99,7 @@ class Promotion(models.Model):
         max_digits=3,
         decimal_places=2,
         default=Decimal("0.10"),
-        validators=_SHARE,
+        validators=SHARE,
         help_text=_(
             "Share of the audience, from 0 to 1, shown nothing in this slot, so that what the promotion adds "
             "can be measured against them. Each shopper's group is fixed once drawn."
@@ -112,42 +114,6 @@ class Promotion(models.Model):
 
     # Who
     audience = models.CharField(_("audience"), max_length=20, choices=Audience.choices, default=Audience.EVERYONE)
-    segment = models.PositiveSmallIntegerField(
-        _("segment"),
-        null=True,
-        blank=True,
-        help_text=_("For a segment audience: the segment's number as listed with the active shopper autoencoder."),
-    )
-    affinity_category = models.CharField(
-        _("affinity category"),
-        max_length=128,
-        blank=True,
-        help_text=_("For a category affinity audience: the category, as the store names it."),
-    )
-    affinity_share = models.DecimalField(
-        _("minimum share of purchases"),
-        max_digits=3,
-        decimal_places=2,
-        null=True,
-        blank=True,
-        validators=_SHARE,
-        help_text=_("For a category affinity audience: at least this share of the shopper's purchases, from 0 to 1."),
-    )
-    propensity_min = models.DecimalField(
-        _("minimum purchase propensity"), max_digits=3, decimal_places=2, null=True, blank=True, validators=_SHARE,
-        help_text=_("For a propensity audience: the lowest probability of ordering soon, from 0 to 1 (empty: 0)."),
-    )  # fmt: skip
-    propensity_max = models.DecimalField(
-        _("maximum purchase propensity"), max_digits=3, decimal_places=2, null=True, blank=True, validators=_SHARE,
-        help_text=_("For a propensity audience: the highest probability of ordering soon, from 0 to 1 (empty: 1)."),
-    )  # fmt: skip
-    abandoned_hours = models.PositiveIntegerField(
-        _("cart idle for (hours)"),
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(1)],
-        help_text=_("For an abandoned cart audience: hours since the shopper last changed a cart they did not buy."),
-    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("changed"), auto_now=True)
 
@@ -185,7 +151,7 @@ class Promotion(models.Model):
         if self.holdout_share is not None and not 0 <= self.holdout_share <= 1:
             errors["holdout_share"] = _("The holdout share is a number from 0 to 1, such as 0.1 for a tenth.")
         errors.update(self._link_errors())
-        errors.update(self._audience_errors())
+        errors.update(self.audience_errors())
         if errors:
             raise ValidationError(errors)
 
@@ -207,26 +173,6 @@ class Promotion(models.Model):
             return {"category_url": _("Give a path on this site (starting with /) or an http(s) address.")}
         return {}
 
-    def _audience_errors(self):
-        audience, errors = self.Audience, {}
-        if self.audience == audience.SEGMENT and self.segment is None:
-            errors["segment"] = _("Choose the segment this promotion is for.")
-        if self.audience == audience.CATEGORY_AFFINITY:
-            if not self.affinity_category.strip():
-                errors["affinity_category"] = _("Name the category shoppers should favour.")
-            if self.affinity_share is None:
-                errors["affinity_share"] = _("Give the share of purchases, such as 0.3 for 30%.")
-            elif not 0 < self.affinity_share <= 1:
-                errors["affinity_share"] = _("The share is a number above 0 and at most 1.")
-        if self.audience == audience.PROPENSITY:
-            low, high = self.propensity_min, self.propensity_max
-            if low is None and high is None:
-                errors["propensity_min"] = _("Give a minimum or a maximum propensity (or both), from 0 to 1.")
-            elif low is not None and high is not None and low > high:
-                errors["propensity_max"] = _("The maximum cannot be below the minimum.")
-        if self.audience == audience.CART_ABANDONMENT and not self.abandoned_hours:
-            errors["abandoned_hours"] = _("Give how many hours a cart must be idle, at least 1.")
-        return errors
 
     @property
     def link_url(self):
