@@ -11,8 +11,9 @@ no on_rollback); joining events to a dropped or outer-level batch would lose the
 events of a rolled-back savepoint. One callback per recorded event instead would write a
 transaction's events in as many INSERTs, and a checkout could not drop the cart removals recorded
 before its order. What is read: `connection.run_on_commit` (a list of (savepoint ids, callable,
-robust) tuples) and `connection.savepoint_ids` (a list, None for an atomic block without one),
-as in Django 5.2; tests/personalization/test_commit_batches.py fails when either changes.
+robust) tuples), `connection.savepoint_ids` (a list, None for an atomic block without one) and
+`connection.in_atomic_block`, as in Django 5.2; tests/personalization/test_commit_batches.py fails
+when any of them changes.
 """
 from django.db import transaction
 
@@ -34,12 +35,17 @@ class Batch:
         self.write(self)
 
 
+def in_transaction():
+    """Whether a transaction.atomic block is open on the default connection."""
+    return transaction.get_connection().in_atomic_block
+
+
 def pending(write):
     """The Batch the current transaction's events join (created, with `write` as what it does on
     commit, when none is pending at this savepoint level); None outside a transaction."""
-    connection = transaction.get_connection()
-    if not connection.in_atomic_block:
+    if not in_transaction():
         return None
+    connection = transaction.get_connection()
     last = connection.run_on_commit[-1] if connection.run_on_commit else None
     # None marks an atomic block without a savepoint: it cannot roll back on its own.
     savepoints = set(connection.savepoint_ids) - {None}

@@ -172,11 +172,10 @@ def _on_a_live_connection(work, *args):
     try:
         return work(*args)
     except (OperationalError, InterfaceError) as exc:
-        connection = transaction.get_connection()
-        if connection.in_atomic_block:
+        if commit_batches.in_transaction():
             raise
         logger.warning("The database connection failed (%s); recording the events on a new one", exc)
-        connection.close()
+        transaction.get_connection().close()
         return work(*args)
 
 

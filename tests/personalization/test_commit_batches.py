@@ -27,7 +27,9 @@ def test_the_queue_and_the_savepoint_ids_are_as_it_reads_them():
     def callback():
         return None
 
+    assert commit_batches.in_transaction() is False
     with transaction.atomic():
+        assert connection.in_atomic_block is True and commit_batches.in_transaction() is True
         transaction.on_commit(callback)
         assert isinstance(connection.savepoint_ids, list)
         sids, func, robust = connection.run_on_commit[-1]
