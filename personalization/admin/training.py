@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from personalization import registry, tasks
+from personalization import registry
 from personalization.models import ModelKind, ModelVersion, TrainingRun
 from personalization.services import training
 
@@ -141,7 +141,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def queue_retrain(self, request, kinds):
         names = ", ".join(str(ModelKind(kind).label) for kind in kinds)
-        queued = tasks.send(tasks.retrain, kinds=kinds, triggered_by=f"admin:{request.user.get_username()}"[:64])
+        queued = training.queue(kinds, triggered_by=f"admin:{request.user.get_username()}"[:64])
         if queued is None:
             self.message_user(
                 request,

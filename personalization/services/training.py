@@ -23,10 +23,12 @@ import time
 import traceback
 from datetime import timedelta
 
+from celery import current_app
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from personalization import registry
+from personalization.conf import settings
 from personalization.ml.train import choose_device
 from personalization.models import Algorithm, ModelKind, TrainingRun
 from personalization.services import fitting, precompute
@@ -34,6 +36,9 @@ from personalization.services.fitting import NotEnoughData, TrainingData, gate_m
 from personalization.services.frames import purchase_frame
 
 logger = logging.getLogger("personalization.training")
+
+#: The Celery task that retrains, queued by name (the admin does not import the tasks).
+RETRAIN_TASK = "personalization.tasks.retrain"
 
 #: A running training writes its heartbeat this often ...
 HEARTBEAT_SECONDS = 30
@@ -105,6 +110,18 @@ def _finite(value):
 
 def _shown(value):
     return f"{value:.4f}" if _finite(value) else str(value)
+
+
+def queue(kinds, triggered_by=""):
+    """Queues a retrain of `kinds` on a Celery worker (on PERSONALIZATION["TRAINING_QUEUE"] when
+    set); returns its AsyncResult, or None when it could not be queued (logged)."""
+    try:
+        return current_app.send_task(
+            RETRAIN_TASK, kwargs={"kinds": list(kinds), "triggered_by": triggered_by}, queue=settings.TRAINING_QUEUE or None
+        )
+    except Exception:
+        logger.exception("Could not queue %s; is the Celery broker (CELERY_BROKER_URL) reachable?", RETRAIN_TASK)
+        return None
 
 
 def train(kinds=tuple(ModelKind.values), device="auto", triggered_by="", progress=None, frame=None):

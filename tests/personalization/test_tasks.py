@@ -160,6 +160,20 @@ def test_training_goes_to_the_training_queue_unless_another_is_named(settings, q
     assert sent.call_args_list[1].kwargs.get("queue") == asked
 
 
+@pytest.mark.parametrize("queue_setting", ["gpu", None])
+def test_a_retrain_queued_by_name_goes_to_the_training_queue(settings, queue_setting):
+    from celery import Celery
+
+    settings.PERSONALIZATION = {**settings.PERSONALIZATION, "TRAINING_QUEUE": queue_setting}
+    with mock.patch.object(Celery, "send_task") as sent:
+        training.queue([ModelKind.AUTOENCODER], triggered_by="test")
+
+    assert sent.call_args.args == ("personalization.tasks.retrain",)
+    assert sent.call_args.kwargs["kwargs"] == {"kinds": ["autoencoder"], "triggered_by": "test"}
+    assert sent.call_args.kwargs["queue"] == queue_setting
+    assert tasks.retrain.name == training.RETRAIN_TASK  # the name queued is the task's
+
+
 # Precomputation ----------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
-from personalization import registry, tasks
+from personalization import registry
 from personalization.ml import checkpoint
 from personalization.ml.baselines import PersonalFrequency
 from personalization.models import ModelKind, ModelVersion, TrainingRun
@@ -37,14 +37,16 @@ def staff_client(client, owner):
 
 @pytest.fixture
 def queued(monkeypatch):
-    """What was queued through tasks.send: [(task name, kwargs)]; nothing runs."""
+    """What was handed to Celery to send to the broker: [(task name, kwargs)]; nothing runs."""
+    from celery import Celery
+
     sent = []
 
-    def send(task, *args, **kwargs):
-        sent.append((task.name, kwargs))
+    def send_task(app, name, args=None, kwargs=None, **options):
+        sent.append((name, kwargs))
         return object()
 
-    monkeypatch.setattr(tasks, "send", send)
+    monkeypatch.setattr(Celery, "send_task", send_task)
     return sent
 
 
