@@ -2,7 +2,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from personalization.admin.dashboard import dashboard
+from personalization.dashboard import dashboard
 from personalization.views import PrivacyView, click
 
 app_name = "personalization"

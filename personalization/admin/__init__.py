@@ -49,6 +49,5 @@ class OptOutAdmin(admin.ModelAdmin):
 
 
 from personalization.admin import coupons, placements, training  # noqa: E402,F401  (register their screens)
-from personalization.admin import dashboard  # noqa: E402,F401  (the Personalization dashboard, linked from the admin index)
 from personalization.admin import experiments  # noqa: E402,F401  (A/B experiments on placements)
 from personalization.admin import promotions  # noqa: E402,F401  (personalized promotions)

@@ -64,3 +64,24 @@ def test_the_check_sees_a_cycle():
 
     assert cycle_through(graph, "a") == ["a", "b", "c", "a"]
     assert cycle_through(graph, "d") is None
+
+
+ENTRY_POINTS = ("receivers", "tasks", "management", "api", "templatetags", "admin", "urls", "views", "dashboard")
+
+
+def entry_point(name):
+    parts = name.split(".")
+    return len(parts) > 1 and parts[1] in ENTRY_POINTS
+
+
+def test_entry_points_never_import_each_other_except_a_urlconf_its_views():
+    graph = module_imports()
+    crossing = {
+        (name, imported)
+        for name, imports in graph.items()
+        for imported in imports
+        if entry_point(name) and entry_point(imported) and name.split(".")[1] != imported.split(".")[1]
+    }
+    urlconf_views = {("personalization.urls", "personalization.views"), ("personalization.urls", "personalization.dashboard")}
+
+    assert crossing - urlconf_views == set()

@@ -1,4 +1,4 @@
-"""The Personalization dashboard: one admin page with every chart of the plugin (README, "Dashboard").
+"""The Personalization dashboard's view: one admin page with every chart of the plugin (README, "Dashboard").
 
 django-admin-charts draws the time series (`personalization.charts`); this page draws the figures
 it cannot express (CTR per placement, coupon campaigns and promotions against their holdouts, each experiment's
