@@ -14,7 +14,7 @@ from django.db import OperationalError, transaction
 from personalization import privacy
 from personalization.conf import settings
 from personalization.models import ModelKind, ModelVersion
-from personalization.services import coupons, precompute, training
+from personalization.services import coupon_issuing, precompute, training
 
 logger = logging.getLogger("personalization.tasks")
 
@@ -89,13 +89,13 @@ def sweep_lost_training_runs():
 @shared_task(**RETRY)
 def expire_coupons():
     """Marks unused coupons past their expiry as expired; returns how many."""
-    return coupons.expire()
+    return coupon_issuing.expire()
 
 
 @shared_task(**RETRY)
 def issue_abandoned_cart_coupons():
     """Issues the coupons of every running abandoned-cart campaign; returns {campaign id: coupons issued}."""
-    return {str(campaign.pk): result.issued for campaign, result in coupons.issue_abandoned_cart_coupons().items()}
+    return {str(campaign.pk): result.issued for campaign, result in coupon_issuing.issue_abandoned_cart_coupons().items()}
 
 
 @shared_task

@@ -8,7 +8,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from personalization.models import Coupon, CouponAssignment, CouponCampaign
-from personalization.services import coupons
+from personalization.services import coupon_issuing
 from personalization.services.audiences import AudienceUnavailable
 
 logger = logging.getLogger("personalization.admin")
@@ -123,7 +123,7 @@ class CouponCampaignAdmin(admin.ModelAdmin):
     def issue_coupons_now(self, request, queryset):
         for campaign in queryset:
             try:
-                result = coupons.issue(campaign)
+                result = coupon_issuing.issue(campaign)
             except AudienceUnavailable as exc:
                 self.message_user(
                     request,

@@ -21,7 +21,7 @@ from django.utils import timezone
 from personalization import synthetic
 from personalization.adapters import get_adapter
 from personalization.models import CouponAssignment, CouponCampaign, Event, EventSource
-from personalization.services import coupons, history
+from personalization.services import coupon_issuing, coupons, history
 from personalization.services.frames import purchase_frame
 from personalization.services.history_csv import csv_chunks
 
@@ -321,7 +321,7 @@ def create_demo_campaign():
     CouponAssignment.objects.update_or_create(
         campaign=campaign, user=shopper, defaults={"group": CouponAssignment.Group.TREATMENT}
     )
-    result = coupons.issue(campaign)
+    result = coupon_issuing.issue(campaign)
     create_demo_promotions(shopper, frame, category, campaign.affinity_share)
     return campaign, result, coupons.coupon_for(shopper)
 

@@ -16,7 +16,7 @@ from personalization.ml import checkpoint
 from personalization.ml.autoencoder import AutoencoderConfig, ShopperAutoencoder, segment_shoppers
 from personalization.ml.propensity import PropensityConfig, PurchasePropensity
 from personalization.models import Coupon, Event
-from personalization.services import audiences, coupons
+from personalization.services import audiences, coupon_issuing
 from personalization.services.frames import purchase_frame
 from tests.factories import ProductFactory, UserFactory
 from tests.personalization.coupon_factories import CouponCampaignFactory, CouponFactory
@@ -62,7 +62,7 @@ def test_category_affinity_takes_shoppers_whose_share_of_purchases_reaches_the_t
     campaign = CouponCampaignFactory(affinity_category="Fruit", affinity_share=Decimal("0.50"))
 
     assert shares == {str(fan.pk): 0.75, str(casual.pk): 0.25}
-    assert coupons.eligible_shoppers(campaign) == [fan.pk]
+    assert coupon_issuing.eligible_shoppers(campaign) == [fan.pk]
 
 
 # Abandoned carts
@@ -92,7 +92,7 @@ def test_abandoned_cart_coupons_go_only_to_running_abandoned_cart_campaigns():
     CouponCampaignFactory(audience="cart_abandonment", abandoned_hours=24, active=False)
     CouponCampaignFactory(affinity_category="Fruit")
 
-    results = coupons.issue_abandoned_cart_coupons(now=NOW)
+    results = coupon_issuing.issue_abandoned_cart_coupons(now=NOW)
 
     assert {campaign.pk: result.issued for campaign, result in results.items()} == {rescue.pk: 1}
     assert list(Coupon.objects.values_list("campaign_id", "user_id")) == [(rescue.pk, shopper.pk)]
@@ -193,12 +193,12 @@ def test_a_propensity_audience_is_the_shoppers_whose_probability_falls_in_the_ra
     campaign = CouponCampaignFactory(audience="propensity", propensity_min=None, propensity_max=Decimal("0.30"))
 
     assert probabilities[str(likely.pk)] > 0.9 > 0.01 > probabilities[str(unlikely.pk)]
-    assert coupons.eligible_shoppers(campaign, now=NOW) == [unlikely.pk]
+    assert coupon_issuing.eligible_shoppers(campaign, now=NOW) == [unlikely.pk]
 
 
 def test_a_propensity_audience_needs_an_active_propensity_model():
     with pytest.raises(audiences.AudienceUnavailable, match="no active purchase propensity model"):
-        coupons.eligible_shoppers(CouponCampaignFactory(audience="propensity", propensity_min=Decimal("0.5")))
+        coupon_issuing.eligible_shoppers(CouponCampaignFactory(audience="propensity", propensity_min=Decimal("0.5")))
 
 
 # Likely to redeem
@@ -222,10 +222,10 @@ def test_a_likely_to_redeem_campaign_reaches_past_redeemers_first_then_the_heavi
         audience="likely_to_redeem", audience_size=4, categories="Fruit", affinity_category="", affinity_share=None
     )
 
-    result = coupons.issue(campaign, now=NOW)
+    result = coupon_issuing.issue(campaign, now=NOW)
 
     assert audiences.members(campaign, NOW)[:3] == [str(loyal.pk), str(private.pk), str(once.pk)]
-    assert coupons.eligible_shoppers(campaign, now=NOW) == [loyal.pk, once.pk, big_fruit.pk, later.pk]
+    assert coupon_issuing.eligible_shoppers(campaign, now=NOW) == [loyal.pk, once.pk, big_fruit.pk, later.pk]
     assert result.issued == 4
     assert set(Coupon.objects.filter(campaign=campaign).values_list("user_id", flat=True)) == {
         loyal.pk, once.pk, big_fruit.pk, later.pk

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from personalization.models import Coupon, CouponAssignment, CouponCampaign
-from personalization.services import audiences, coupons
+from personalization.services import audiences, coupon_issuing
 from personalization.services.demo import DEMO_CAMPAIGN
 from tests.factories import CategoryFactory, ProductFactory
 
@@ -37,7 +37,7 @@ def test_demo_data_issues_coupons_to_fans_of_shopper1s_favourite_category(store)
     )
     groups = dict(CouponAssignment.objects.filter(campaign=campaign).values_list("user_id", "group"))
     holders = set(Coupon.objects.filter(campaign=campaign).values_list("user_id", flat=True))
-    assert set(groups) == set(coupons.eligible_shoppers(campaign))
+    assert set(groups) == set(coupon_issuing.eligible_shoppers(campaign))
     assert holders == {pk for pk, group in groups.items() if group == "treatment"}
     assert all(shares[str(pk)] >= float(campaign.affinity_share) for pk in holders)
 
