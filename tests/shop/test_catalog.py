@@ -31,6 +31,23 @@ def test_home_features_at_most_four_products_per_category(client):
     assert len(dict(response.context["shelves"])[fruit]) == 4
 
 
+def test_home_shows_the_best_selling_categories_only(client, django_user_model):
+    from decimal import Decimal
+
+    from shop.models import Order, OrderLine
+    from shop.views import HOME_SHELVES
+
+    products = [ProductFactory(category=CategoryFactory(name=f"Aisle {n:02d}")) for n in range(HOME_SHELVES + 3)]
+    best = products[-1]  # the last by name: shown first only because it sells
+    order = Order.objects.create(user=django_user_model.objects.create_user("buyer"), total=Decimal("9.00"))
+    OrderLine.objects.create(order=order, product=best, title=best.title, quantity=3, unit_price=Decimal("3.00"))
+
+    shelves = [category for category, _ in client.get(reverse("home")).context["shelves"]]
+
+    assert len(shelves) == HOME_SHELVES and shelves[0] == best.category
+    assert shelves[1:] == sorted(shelves[1:], key=lambda category: category.name)
+
+
 def test_category_page_lists_only_that_categorys_products(client):
     fruit, bread = CategoryFactory(name="Fruit"), CategoryFactory(name="Bread")
     ProductFactory(title="Apple", category=fruit)
