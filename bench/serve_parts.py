@@ -29,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-import serve  # noqa: E402  (bench/serve.py: the store and the Redis helpers)
+import serve  # bench/serve.py: the store and the Redis helpers
+from serve_load import PING, RECOMMENDATIONS  # its endpoints
 
 #: (label, module path, attribute path): the parts timed.
 PARTS = [
@@ -93,7 +94,7 @@ def profile(call, tokens, count):
     profiler = cProfile.Profile()
     profiler.enable()
     for token in tokens:
-        call(serve.RECOMMENDATIONS, token)
+        call(RECOMMENDATIONS, token)
     profiler.disable()
     pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(count)
 
@@ -128,13 +129,13 @@ def main():
         tokens = tokens[: args.requests]
         call = caller()
         for token in tokens:  # each shopper's recommendations are computed and cached
-            call(serve.RECOMMENDATIONS, token)
+            call(RECOMMENDATIONS, token)
         spent = collections.Counter()
         timed(spent)
         best = {"trivial": float("inf"), "recommendations": float("inf")}
         parts = {}
         for _ in range(args.rounds):
-            for name, path in (("trivial", serve.PING), ("recommendations", serve.RECOMMENDATIONS)):
+            for name, path in (("trivial", PING), ("recommendations", RECOMMENDATIONS)):
                 spent.clear()
                 started = time.perf_counter()
                 for token in tokens:
