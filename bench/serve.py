@@ -130,6 +130,7 @@ def build_store(args):
     say(f"{len(user_ids)} shoppers with API tokens")
     lines = store_histories(user_ids, args.orders, args.seed)
     say(f"{lines} purchases stored (each shopper's last {args.orders} orders)")
+    analyze()
     train_models(args.seed)
     say(f"store ready in {time.perf_counter() - started:.0f}s")
     from django.db import connections
@@ -214,6 +215,19 @@ def store_histories(user_ids, orders, seed):
             stored, batch = stored + len(batch), []
     Event.objects.bulk_create(batch, batch_size=2000)
     return stored + len(batch)
+
+
+def analyze():
+    """On PostgreSQL, the planner's statistics of the bulk-loaded tables, as autovacuum gathers them in
+    a store (autovacuum is off on the development machine's server): without them, a shopper's history was read through the
+    kind index over every event (19 ms at 574,000 events, against 0.08 ms after ANALYZE), and cold
+    first views ran 7 times slower than on SQLite. SQLite stores have none unless they run ANALYZE."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+        say("PostgreSQL statistics gathered (ANALYZE)")
 
 
 def train_models(seed):
