@@ -14,12 +14,26 @@ The shape of the data is what next-basket models learn from in real grocery logs
 import numpy as np
 import pandas as pd
 
+from personalization.synthetic_draws import (
+    MAX_BASKET,
+    MIN_BASKET,
+    complements,
+    draw,
+    fill_short,
+    first_unique,
+    in_category,
+    order_times,
+    prepare_catalog,
+    product_ladder,
+    row_ladder,
+    zipf,
+)
+
 #: Columns of a history frame: the CSV format `personalization_import` reads.
 HISTORY_COLUMNS = ["user_id", "order_id", "product_id", "order_number", "ordered_at", "quantity", "price", "category"]
 #: Columns of a browsing frame (views and cart additions around the purchases).
 BROWSING_COLUMNS = ["user_id", "product_id", "kind", "created_at", "quantity", "category"]
 
-MIN_BASKET, MAX_BASKET = 2, 20
 MIN_ORDERS, MAX_ORDERS = 3, 50
 
 # Favourite products per shopper: at most this many slots, each shopper uses 6 to all of them.
@@ -32,22 +46,6 @@ _EXPLORE_SPREAD = 8.0
 _CALIBRATION_SHOPPERS = 1500
 # Chance that a product's complement joins it in the basket.
 _COMPLEMENT_CHANCE = 0.55
-# Longest history, in days: heavy shoppers shop more often rather than for longer.
-_MAX_SPAN_DAYS = 330
-
-# Category keywords of products that go together: (anchor, partner). Matched in lower-case names.
-_COMPLEMENTS = [
-    ("pasta", "sauce"),
-    ("bakery", "dairy"),
-    ("breakfast", "dairy"),
-    ("coffee", "bakery"),
-    ("snack", "drink"),
-    ("meat", "vegetable"),
-    ("fish", "vegetable"),
-    ("fruit", "dairy"),
-    ("baby", "household"),
-    ("frozen", "dessert"),
-]
 
 
 def generate_histories(catalog, n_shoppers, seed=7, *, user_ids=None, end=None, repeat_target=2 / 3):
@@ -65,7 +63,7 @@ def generate_histories(catalog, n_shoppers, seed=7, *, user_ids=None, end=None, 
     user_ids = np.array([str(i) for i in range(1, n_shoppers + 1)] if user_ids is None else [str(u) for u in user_ids])
     if len(user_ids) != n_shoppers:
         raise ValueError("user_ids must name exactly n_shoppers shoppers")
-    products = _prepare_catalog(catalog)
+    products = prepare_catalog(catalog)
     if products.empty:
         raise ValueError("the catalog has no products")
     world_seed, calibration_seed, shoppers_seed = np.random.SeedSequence(seed).spawn(3)
@@ -95,13 +93,13 @@ class _World:
         self.n_products = len(products)
         codes, names = pd.factorize(products["category"], sort=True)
         self.n_categories = len(names)
-        self.category_weight = _zipf(rng.permutation(self.n_categories), 1.0)
-        self.product_ladder = _product_ladder(codes, self.n_categories, rng)
-        self.partner = _complements(codes, names, self.product_ladder, rng)
+        self.category_weight = zipf(rng.permutation(self.n_categories), 1.0)
+        self.product_ladder = product_ladder(codes, self.n_categories, rng)
+        self.partner = complements(codes, names, self.product_ladder, rng)
 
     def sample(self, taste_ladder, shoppers, rng):
         """A product per entry of `shoppers`: a category from their tastes, then by popularity in it."""
-        return _in_category(self.product_ladder, _draw(taste_ladder, shoppers, rng), rng)
+        return in_category(self.product_ladder, draw(taste_ladder, shoppers, rng), rng)
 
 
 def _calibrate(world, target, seed):
@@ -130,13 +128,13 @@ def _shop(world, n_shoppers, explore_mean, rng, end, with_times=True):
     """Simulates shoppers; returns arrays of order lines (shopper, order_number, product, ...)."""
     # Shoppers: tastes over categories, favourites, basket size, number of orders.
     tastes = rng.gamma(1.2 * world.n_categories * world.category_weight, size=(n_shoppers, world.n_categories))
-    taste_ladder = _row_ladder(tastes + 1e-12)
+    taste_ladder = row_ladder(tastes + 1e-12)
     favourites = world.sample(taste_ladder, np.repeat(np.arange(n_shoppers), _POOL_SLOTS), rng)
     favourites = favourites.reshape(n_shoppers, _POOL_SLOTS)
     pool_size = rng.integers(6, _POOL_SLOTS + 1, size=n_shoppers)
     slant = rng.uniform(0.5, 1.1, size=n_shoppers)
     slots = np.arange(_POOL_SLOTS)[None, :]
-    pool_ladder = _row_ladder((slots + 1.0) ** -slant[:, None] * (slots < pool_size[:, None]))
+    pool_ladder = row_ladder((slots + 1.0) ** -slant[:, None] * (slots < pool_size[:, None]))
     explore = rng.beta(explore_mean * _EXPLORE_SPREAD, (1 - explore_mean) * _EXPLORE_SPREAD, size=n_shoppers)
     mean_basket = np.clip(rng.lognormal(np.log(8.0), 0.35, size=n_shoppers), 3, 16)
     extra_quantity = rng.uniform(0.05, 0.45, size=n_shoppers)
@@ -152,14 +150,14 @@ def _shop(world, n_shoppers, explore_mean, rng, end, with_times=True):
         shopper = order_shopper[orders]
         trying = rng.random(len(orders)) < explore[shopper]
         product = np.empty(len(orders), dtype=np.int64)
-        product[~trying] = favourites[shopper[~trying], _draw(pool_ladder, shopper[~trying], rng)]
+        product[~trying] = favourites[shopper[~trying], draw(pool_ladder, shopper[~trying], rng)]
         product[trying] = world.sample(taste_ladder, shopper[trying], rng)
         return product
 
     # More candidates than needed, so that dropping repeats within a basket still fills it.
     line_order = np.repeat(np.arange(len(order_shopper)), basket_size + basket_size // 2 + 3)
-    line_order, line_product = _first_unique(line_order, pick(line_order), basket_size)
-    line_order, line_product = _fill_short(line_order, line_product, basket_size, world.n_products, rng)
+    line_order, line_product = first_unique(line_order, pick(line_order), basket_size)
+    line_order, line_product = fill_short(line_order, line_product, basket_size, world.n_products, rng)
 
     # Complements join their anchor's basket, which stays within MAX_BASKET.
     joins = (world.partner[line_product] >= 0) & (rng.random(len(line_product)) < _COMPLEMENT_CHANCE)
@@ -167,7 +165,7 @@ def _shop(world, n_shoppers, explore_mean, rng, end, with_times=True):
     line_product = np.concatenate([line_product, world.partner[line_product[joins]]])
     keep = np.argsort(line_order, kind="stable")
     cap = np.full(len(order_shopper), MAX_BASKET)
-    line_order, line_product = _first_unique(line_order[keep], line_product[keep], cap)
+    line_order, line_product = first_unique(line_order[keep], line_product[keep], cap)
 
     lines = {
         "shopper": order_shopper[line_order],
@@ -175,7 +173,7 @@ def _shop(world, n_shoppers, explore_mean, rng, end, with_times=True):
         "product": line_product,
     }
     if with_times:
-        lines["ordered_at"] = _order_times(order_shopper, n_orders, rng, end)[line_order]
+        lines["ordered_at"] = order_times(order_shopper, n_orders, rng, end)[line_order]
         lines["quantity"] = 1 + np.minimum(rng.poisson(extra_quantity[lines["shopper"]]), 5)
     return lines
 
@@ -211,7 +209,7 @@ def browsing_events(history, catalog, seed=7):
     rng = np.random.default_rng(seed)
     if history.empty:
         return pd.DataFrame(columns=BROWSING_COLUMNS)
-    products = _prepare_catalog(catalog)
+    products = prepare_catalog(catalog)
     placed = pd.to_datetime(history["ordered_at"], utc=True).dt.tz_localize(None).to_numpy()
     minute = np.timedelta64(60, "s")
 
@@ -315,7 +313,7 @@ def generate_catalog(n_products=400, seed=7):
     rng = np.random.default_rng(seed)
     names = list(_VOCABULARY)
     # Some categories have more products than others (long-tailed, milder than sales).
-    category = rng.choice(len(names), size=n_products, p=_zipf(rng.permutation(len(names)), 0.6))
+    category = rng.choice(len(names), size=n_products, p=zipf(rng.permutation(len(names)), 0.6))
     item_pick, size_pick = rng.integers(0, 1 << 30, size=(2, n_products))
     qualifier = rng.integers(0, len(_QUALIFIERS), size=n_products)
     spread = rng.random(n_products)
@@ -335,132 +333,3 @@ def generate_catalog(n_products=400, seed=7):
             "product_name": product_names,
         }
     )
-
-
-# Building blocks -----------------------------------------------------------------------------
-
-
-def _prepare_catalog(catalog):
-    missing = {"product_id", "category", "price"} - set(catalog.columns)
-    if missing:
-        raise ValueError(f"the catalog needs columns product_id, category, price; missing {', '.join(sorted(missing))}")
-    products = catalog[["product_id", "category", "price"]].copy()
-    products["product_id"] = products["product_id"].astype(str)
-    products["category"] = products["category"].fillna("").astype(str)
-    products["price"] = pd.to_numeric(products["price"], errors="coerce")
-    return products.reset_index(drop=True)
-
-
-def _zipf(ranks, exponent):
-    weight = 1.0 / (np.asarray(ranks) + 1.0) ** exponent
-    return weight / weight.sum()
-
-
-def _row_ladder(weights):
-    """Cumulative rows lifted by their row index, so one sorted array samples every row at once."""
-    ladder = np.cumsum(weights, axis=1)
-    ladder /= ladder[:, -1:]
-    ladder[:, -1] = 1.0
-    return ladder + np.arange(len(weights))[:, None]
-
-
-def _draw(ladder, rows, rng):
-    """One column index per entry of `rows`, drawn with that row's weights (see _row_ladder)."""
-    width = ladder.shape[1]
-    picked = np.searchsorted(ladder.ravel(), rows + rng.random(len(rows)), side="right") - rows * width
-    return np.clip(picked, 0, width - 1)
-
-
-def _product_ladder(category_codes, n_categories, rng):
-    """(order, ladder): products sorted by category; within each, Zipf popularity over a random rank."""
-    n = len(category_codes)
-    order = np.lexsort((rng.random(n), category_codes))
-    codes = category_codes[order]
-    start = np.searchsorted(codes, np.arange(n_categories))
-    rank = np.arange(n) - start[codes]
-    weight = 1.0 / (rank + 1.0) ** 1.1
-    cumulative = np.cumsum(weight)
-    before = np.concatenate([[0.0], cumulative])[start][codes]
-    total = np.add.reduceat(weight, start)[codes]
-    ladder = codes + (cumulative - before) / total
-    ends = np.append(start[1:], n) - 1
-    ladder[ends] = np.arange(n_categories) + 1.0
-    return order, ladder
-
-
-def _in_category(product_ladder, category, rng):
-    """A product of each given category, by popularity within it."""
-    order, ladder = product_ladder
-    index = np.searchsorted(ladder, category + rng.random(len(category)), side="right")
-    ends = np.searchsorted(ladder, category + 1.0, side="left")
-    return order[np.minimum(index, ends)]
-
-
-def _first_unique(line_order, line_product, limit):
-    """Drops repeats of a product within an order (keeping the first) and keeps `limit[order]` lines."""
-    frame = pd.DataFrame({"order": line_order, "product": line_product}).drop_duplicates()
-    rank = frame.groupby("order", sort=False).cumcount().to_numpy()
-    kept = frame[rank < limit[frame["order"].to_numpy()]]
-    return kept["order"].to_numpy(), kept["product"].to_numpy()
-
-
-def _fill_short(line_order, line_product, basket_size, n_products, rng):
-    """Tops up the rare basket left under MIN_BASKET by repeats with products picked at random."""
-    wanted = np.minimum(basket_size, MIN_BASKET)
-    for _ in range(100):
-        short = np.flatnonzero(np.bincount(line_order, minlength=len(basket_size)) < wanted)
-        if not len(short):
-            break
-        extra = np.repeat(short, 2 * MIN_BASKET)
-        line_order = np.concatenate([line_order, extra])
-        line_product = np.concatenate([line_product, rng.integers(0, n_products, len(extra))])
-        keep = np.argsort(line_order, kind="stable")
-        line_order, line_product = _first_unique(line_order[keep], line_product[keep], basket_size)
-    return line_order, line_product
-
-
-def _complements(codes, names, product_ladder, rng):
-    """partner[i]: the product that tends to be bought with product i, or -1.
-
-    Categories are paired by name (pasta with sauces, bakery with dairy, ...); a catalog whose
-    names match none of them gets random category pairs.
-    """
-    lowered = [str(name).lower() for name in names]
-    pairs = [
-        (a, b)
-        for anchor, mate in _COMPLEMENTS
-        for a, name_a in enumerate(lowered)
-        if anchor in name_a
-        for b, name_b in enumerate(lowered)
-        if mate in name_b and a != b
-    ]
-    if not pairs and len(names) > 1:
-        shuffled = rng.permutation(len(names))
-        pairs = list(zip(shuffled[0::2], shuffled[1::2]))
-    partner = np.full(len(codes), -1, dtype=np.int64)
-    for a, b in pairs:
-        members = np.flatnonzero((codes == a) & (partner < 0))
-        members = members[rng.random(len(members)) < 0.4]
-        partner[members] = _in_category(product_ladder, np.full(len(members), b), rng)
-    return partner
-
-
-def _order_times(order_shopper, n_orders, rng, end):
-    """Order times: each shopper's own rhythm (days between orders) and time of day."""
-    n_shoppers = len(n_orders)
-    end = pd.Timestamp.now(tz="UTC").normalize() if end is None else pd.Timestamp(end)
-    end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
-    rhythm = np.clip(rng.lognormal(np.log(8.0), 0.5, size=n_shoppers), 2.0, 40.0)
-    rhythm = np.maximum(1.0, np.minimum(rhythm, _MAX_SPAN_DAYS / n_orders))
-    hour = np.clip(rng.normal(17.0, 3.0, size=n_shoppers), 7.0, 21.5)
-    # Days from this order to the next one of the same shopper (0 after the last).
-    gap = np.maximum(1, np.rint(rng.gamma(4.0, rhythm[order_shopper] / 4.0))).astype(np.int64)
-    last = np.cumsum(n_orders) - 1
-    gap[last] = 0
-    total = np.cumsum(gap)
-    until_last = total[last][order_shopper] - total + gap
-    lag = np.floor(rng.uniform(0, 1, n_shoppers) * np.minimum(rhythm, 14)).astype(np.int64)
-    days_before_end = until_last + lag[order_shopper] + 1
-    seconds = np.clip(hour[order_shopper] + rng.normal(0, 1.0, len(order_shopper)), 6.0, 23.5) * 3600
-    at = end.normalize() - pd.to_timedelta(days_before_end, unit="D") + pd.to_timedelta(np.rint(seconds), unit="s")
-    return at.tz_localize(None).to_numpy()  # UTC, without the zone: fast to index
