@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from personalization.ml.evaluate import SERVED_MODEL, as_table, evaluate_all, evaluate_propensity  # noqa: E402
+from personalization.ml.evaluate import SERVED_MODEL, as_table, evaluate_all  # noqa: E402
+from personalization.ml.propensity_evaluation import evaluate_propensity  # noqa: E402
 from personalization.synthetic import generate_catalog, generate_histories, repeat_share  # noqa: E402
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from personalization import registry
-from personalization.ml import checkpoint, evaluate
+from personalization.ml import checkpoint, evaluate, propensity_evaluation
 from personalization.ml.baselines import PersonalFrequency, TifuKnn
 from personalization.ml import related
 from personalization.ml.orders import data_window, prepare_frame, to_days
@@ -320,7 +320,7 @@ def train_propensity_kind(data, device, progress=None):
     version, on the same held-out shoppers."""
     lines, active_model = data.lines, _active_propensity()
     try:
-        metrics = evaluate.evaluate_propensity(
+        metrics = propensity_evaluation.evaluate_propensity(
             data.frame, horizon_days=PROPENSITY_HORIZON_DAYS, rivals={"active": active_model} if active_model else None
         )
         features, labels = propensity_data(lines, PROPENSITY_HORIZON_DAYS)

@@ -12,7 +12,6 @@ from personalization.ml.evaluate import (
     candidates,
     coordinate_search,
     evaluate_all,
-    evaluate_propensity,
     leave_last_out,
     ndcg_at_k,
     predictions,
@@ -25,6 +24,7 @@ from personalization.ml.evaluate import (
     selection_metric,
     tune,
 )
+from personalization.ml.propensity_evaluation import evaluate_propensity
 from personalization.synthetic import generate_catalog, generate_histories
 
 from .conftest import order_lines

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from personalization import registry
 from personalization.events import Shopper
-from personalization.ml import evaluate
+from personalization.ml import evaluate, propensity_evaluation
 from personalization.ml.baselines import PersonalFrequency, TifuKnn
 from personalization.ml.next_basket import NextBasketCNN
 from personalization.models import Event, ModelKind, Placement
@@ -100,15 +100,15 @@ def test_a_run_prepares_the_purchases_once_for_every_model(monkeypatch):
 
     import_frame(generate_histories(generate_catalog(120, seed=3), 50, seed=3))
     prepared = []
-    for module in (fitting, evaluate):
+    for module in (fitting, propensity_evaluation):
         prepare = module.prepare_frame
         monkeypatch.setattr(module, "prepare_frame", lambda frame, m=module, p=prepare: prepared.append(m) or p(frame))
 
     runs = training.train(kinds=[ModelKind.NEXT_BASKET, ModelKind.AUTOENCODER, ModelKind.PROPENSITY], device="cpu")
 
     assert all(run.status != "failed" for run in runs), [run.message for run in runs]
-    # Once for every model; ml.evaluate's propensity evaluation prepares the frame it is given once more.
-    assert prepared == [fitting, evaluate]
+    # Once for every model; ml.propensity_evaluation prepares the frame it is given once more.
+    assert prepared == [fitting, propensity_evaluation]
 
 
 def test_on_a_store_of_re_buyers_a_baseline_wins_and_serves_pages_and_the_api_with_explanations(client):
