@@ -82,7 +82,10 @@ __all__ = ["CartLine"]
 
 @pytest.fixture
 def celery_eager(settings):
-    """Tasks run in the test's own process when they are queued, and their errors are raised."""
+    """Tasks run in the test's own process when they are queued, and their errors are raised. The
+    tasks are registered first, so that those queued by name (signatures) run here too, whatever ran before."""
+    import personalization.tasks  # noqa: F401
+
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.CELERY_TASK_EAGER_PROPAGATES = True
 
