@@ -16,9 +16,8 @@ from django.db.models import Count, Min, Q
 from django.db.models.fields.json import KeyTextTransform
 
 from personalization.models import Event, EventKind, Promotion, PromotionExposure
+from personalization.models.coupons import CENT
 from personalization.services import experiment_stats as stats
-
-CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
