@@ -59,7 +59,6 @@ sys.path.insert(0, str(BENCH))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
 from completejourney import TRANSACTION_COLUMNS, read_table  # noqa: E402
 
 PLUGIN_SCORES = ("propensity", "affinity", "segment", "likely_to_redeem")
@@ -141,9 +140,9 @@ def campaigns_after(cutoff, categories):
 def train_models(lines, cutoff, args):
     """The plugin's models, trained on the purchases before `cutoff`: (propensity model and its
     feature columns, {household: segment} or None)."""
+    from personalization.ml.autoencoder import segment_shoppers
     from personalization.ml.orders import to_days
     from personalization.ml.sequences import build_sequences, item_categories
-    from personalization.ml.autoencoder import segment_shoppers
     from personalization.ml.train import AUTOENCODER_TRAINING, propensity_data, train_autoencoder, train_propensity
 
     history = lines[lines["time"] < to_days(cutoff)]
@@ -164,7 +163,7 @@ def campaign_rows(campaign, lines, redemptions, models, segment_of):
     """One row per targeted household of `campaign`: its label and every score."""
     from personalization.ml.features import shopper_features
     from personalization.ml.orders import to_days
-    from personalization.services import audiences
+    from personalization.serving import audiences
 
     (propensity, columns) = models
     start = pd.Timestamp(campaign["start"], tz="UTC")

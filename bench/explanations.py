@@ -4,7 +4,7 @@
                                            [--shoppers 1000] [--row 8] [--products 1000] [--epochs 2]
                                            [--model-file /tmp/cj/bench_cnn.pt]
 
-Without --orders: a synthetic store (personalization.synthetic: --synthetic-products, --synthetic-shoppers),
+Without --orders: a synthetic store (personalization.operations.synthetic: --synthetic-products, --synthetic-shoppers),
 whose products have a category and no department (the category stands in for it).
 
 The item space is what serving reads (scoring.item_space): a next-basket CNN trained here on the
@@ -49,15 +49,15 @@ import pandas as pd
 import torch
 
 from personalization.ml import checkpoint as checkpoints
-from personalization.ml.scoring import score_shoppers
 from personalization.ml.related import Related, item_categories
+from personalization.ml.scoring import score_shoppers
 from personalization.ml.sequences import SPECIAL_ITEMS, build_sequences
 from personalization.ml.train import TrainConfig, train_next_basket
 from personalization.models import Placement
-from personalization.services import candidates
-from personalization.services.scoring import ItemSpace, item_space
-from personalization.services.shoppers import ShopperHistory
-from personalization.synthetic import generate_catalog, generate_histories
+from personalization.operations.synthetic import generate_catalog, generate_histories
+from personalization.serving import candidates
+from personalization.serving.scoring import ItemSpace, item_space
+from personalization.serving.shoppers import ShopperHistory
 
 Strategy = Placement.Strategy
 

@@ -4,7 +4,7 @@ synthetic shoppers, and the time to score one shopper at a large catalog, measur
     .venv/bin/python bench/int8_scoring.py [--shoppers 600] [--products 400] [--data-seeds 7 8]
                                            [--catalog 43500] [--repeats 100]
 
-Quality: each network is trained on the histories of personalization.synthetic (leave-last-basket-
+Quality: each network is trained on the histories of personalization.operations.synthetic (leave-last-basket-
 out, as bench/nbr_quality.py) and scored twice, by itself and by ml.scoring.cpu_scorer; reports
 Recall@10 and NDCG@10 of both and how many of each shopper's top 10 products agree. Speed: networks
 of --catalog products (untrained: the time does not depend on the weights), one shopper with three
@@ -22,12 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from personalization.ml.sequences import BasketSequences  # noqa: E402
-from personalization.ml.evaluate import candidates, leave_last_out, ranking_metrics, top_items  # noqa: E402
 from personalization.ml.autoencoder import AutoencoderConfig, ShopperAutoencoder  # noqa: E402
+from personalization.ml.evaluate import candidates, leave_last_out, ranking_metrics, top_items  # noqa: E402
 from personalization.ml.next_basket import NextBasketCNN, NextBasketConfig  # noqa: E402
 from personalization.ml.scoring import cpu_scorer, score_shoppers  # noqa: E402
-from personalization.synthetic import generate_catalog, generate_histories  # noqa: E402
+from personalization.ml.sequences import BasketSequences  # noqa: E402
+from personalization.operations.synthetic import generate_catalog, generate_histories  # noqa: E402
 
 NAMES = {"next_basket_cnn": "next-basket CNN", "autoencoder": "autoencoder"}
 

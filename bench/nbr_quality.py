@@ -3,7 +3,7 @@
     .venv/bin/python bench/nbr_quality.py [--shoppers 600] [--products 400] [--seed 7] [--ks 10 20]
                                           [--data-seeds 7 8 9] [--threads 2]
 
-No Django, no database: personalization.synthetic draws the histories, personalization.ml.evaluate
+No Django, no database: personalization.operations.synthetic draws the histories, personalization.ml.evaluate
 chooses each model's parameters on the second-to-last basket and tests on the last. With several
 --data-seeds, the table is the mean over independent synthetic stores (one seeded run each).
 Also reports purchase propensity AUC. Prints one JSON line last: {"bench": "nbr_quality", ...}.
@@ -23,7 +23,7 @@ import torch  # noqa: E402
 
 from personalization.ml.evaluate import SERVED_MODEL, as_table, evaluate_all  # noqa: E402
 from personalization.ml.propensity_evaluation import evaluate_propensity  # noqa: E402
-from personalization.synthetic import generate_catalog, generate_histories, repeat_share  # noqa: E402
+from personalization.operations.synthetic import generate_catalog, generate_histories, repeat_share  # noqa: E402
 
 
 def main():

@@ -6,7 +6,7 @@ shoppers, against a trivial DRF endpoint on the same server in the same run.
                                     [--open-rounds 2] [--open-seconds 10] [--open-share 0.5]
 
 Builds a throwaway store (a SQLite file in a temporary folder, or a new PostgreSQL database on the
-server of DATABASE_URL, dropped afterwards): --products products from personalization.synthetic, that
+server of DATABASE_URL, dropped afterwards): --products products from personalization.operations.synthetic, that
 many shoppers with an API token each, and their purchase histories from the generator (each shopper's
 last --orders orders only, so that setup takes minutes; stored with bulk inserts). It then trains the
 next-basket CNN and the autoencoder for one epoch each (an epoch reads at most 20,000 sampled rows:
@@ -142,7 +142,7 @@ def build_store(args):
 def make_catalog(n_products):
     from decimal import Decimal
 
-    from personalization.synthetic import generate_catalog
+    from personalization.operations.synthetic import generate_catalog
     from shop.models import Category, Product
 
     catalog = generate_catalog(n_products, seed=7)
@@ -186,8 +186,8 @@ def store_histories(user_ids, orders, seed):
     """The generator's histories of these shoppers over the store's catalog, each shopper's last `orders`
     orders, stored as purchase events with bulk inserts (the rows are the generator's: nothing to validate)."""
     from personalization.models import Event, EventKind, EventSource
-    from personalization.services.demo import demo_histories, store_catalog
-    from personalization.services.history import stored_time
+    from personalization.operations.demo import demo_histories, store_catalog
+    from personalization.operations.history import stored_time
 
     frame = demo_histories(len(user_ids), seed, catalog=store_catalog(), user_ids=user_ids)
     last = frame.groupby("user_id", observed=True)["order_number"].transform("max")
@@ -233,11 +233,11 @@ def analyze():
 def train_models(seed):
     """One epoch of each network on every stored purchase, published and activated."""
     from personalization import registry
+    from personalization.learning.frames import purchase_frame
     from personalization.ml import checkpoint
     from personalization.ml.sequences import build_sequences
     from personalization.ml.train import TrainConfig, train_autoencoder, train_next_basket
     from personalization.models import ModelKind
-    from personalization.services.frames import purchase_frame
 
     sequences = build_sequences(purchase_frame())
     for kind, trainer in ((ModelKind.NEXT_BASKET, train_next_basket), (ModelKind.AUTOENCODER, train_autoencoder)):
@@ -257,7 +257,7 @@ def precompute(user_ids):
     from django.db import connections
 
     from personalization.models import Placement
-    from personalization.services import precompute as precomputing
+    from personalization.serving import precompute as precomputing
 
     started = time.perf_counter()
     precomputing.warm(user_ids, [Placement.objects.get(slug=PLACEMENT)])

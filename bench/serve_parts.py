@@ -39,7 +39,7 @@ PARTS = [
     ("placement, shopper state, shortlist (cache)", "personalization.state", "read"),
     ("live products (adapter query)", "personalization.adapters", "ModelAdapter.product_drafts"),
     ("product URLs (get_absolute_url)", "personalization.adapters", "ModelAdapter.finish_product"),
-    ("reasons and signed click links", "personalization.services.ranking", "_item"),
+    ("reasons and signed click links", "personalization.serving.ranking", "_item"),
     ("answer", "personalization.api.serializers", "RecommendationsSerializer.to_representation"),
     ("the view", "personalization.api.views", "RecommendationsView.get"),
 ]

@@ -6,7 +6,7 @@
                                     [--scoring-products 50000] [--seed 7]
 
 No Django, no database. With --orders, the order lines of that CSV (the import format, e.g. The
-Complete Journey from bench/completejourney.py); otherwise personalization.synthetic draws a store
+Complete Journey from bench/completejourney.py); otherwise personalization.operations.synthetic draws a store
 of --products products and as many shoppers as give about --order-lines order lines. Each model
 then trains in its own process (so each peak memory is its own: the process's peak resident set,
 reading the data included), the way `personalization_train` fits it: early stopping on the data's
@@ -42,12 +42,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from personalization.ml.autoencoder import ShopperAutoencoder  # noqa: E402
 from personalization.ml.baselines import TifuKnn  # noqa: E402
 from personalization.ml.batches import model_inputs  # noqa: E402
+from personalization.ml.next_basket import NextBasketCNN  # noqa: E402
 from personalization.ml.orders import prepare_frame  # noqa: E402
 from personalization.ml.sequences import SPECIAL_ITEMS, BasketSequences, Vocabulary, build_sequences  # noqa: E402
-from personalization.ml.autoencoder import ShopperAutoencoder  # noqa: E402
-from personalization.ml.next_basket import NextBasketCNN  # noqa: E402
 from personalization.ml.train import (  # noqa: E402
     AUTOENCODER_TRAINING,
     NEXT_BASKET_TRAINING,
@@ -58,7 +58,7 @@ from personalization.ml.train import (  # noqa: E402
     train_next_basket,
     train_propensity,
 )
-from personalization.synthetic import generate_catalog, generate_histories  # noqa: E402
+from personalization.operations.synthetic import generate_catalog, generate_histories  # noqa: E402
 
 MODELS = ("next_basket", "autoencoder", "propensity")
 TRAIN_GOAL_SECONDS = 180

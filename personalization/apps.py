@@ -16,7 +16,9 @@ class PersonalizationConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_save
 
-        from personalization import charts, checks, receivers, schedules  # noqa: F401  (registers the checks)
+        from personalization import checks, schedules  # noqa: F401  (registers the checks)
+        from personalization.capture import receivers
+        from personalization.dashboard import charts
         from personalization.models import OptOut
 
         post_migrate.connect(schedules.create_schedules, sender=self, dispatch_uid="personalization.schedules")

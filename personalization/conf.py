@@ -67,6 +67,11 @@ DEFAULTS = {
     "RECORD_EVENTS": True,
     # Events older than this many days are deleted by purge_expired_events(). None keeps them all.
     "RETENTION_DAYS": 365,
+    # Products' facts (title, price, stock, active, categories, URL) that the shop's rules read are
+    # remembered in each web process between requests, until a product (or a model its fields pass
+    # through, like a stock record) is saved or deleted, and at most this many seconds: the bound for
+    # changes that send no signal (QuerySet.update(), raw SQL). 0 reads every product on every request.
+    "PRODUCT_FACTS_SECONDS": 30,
     # Repeated views of one product by one shopper within this many seconds count once.
     "VIEW_DEDUPE_SECONDS": 60,
     # The Celery queue training goes to, e.g. "gpu" for workers on GPU hosts started with

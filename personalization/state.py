@@ -5,14 +5,15 @@ What the plugin caches per shopper, and the keys of it, live here and nowhere el
     version token   renewed by each of their views, cart changes and purchases (events) and by
                     opting out (privacy); whatever is cached about them is keyed by it
     opt-out         their privacy choice, cached briefly (the database holds it: OptOut)
-    history         their ShopperHistory under a version token (services.shoppers computes it)
-    slots           a shortlist per placement and ask (services.shortlists computes it)
+    history         their ShopperHistory under a version token (serving.shoppers computes it)
+    slots           a shortlist per placement and ask (serving.shortlists computes it)
     clicks          the recommendations they clicked lately, for crediting their next cart additions (attribution)
     views           that they viewed a product a moment ago, so that a repeated view counts once (events)
-    arms            their arm in each running experiment (services.experiments; the database keeps it too)
+    arms            their arm in each running experiment (experiments.arms; the database keeps it too)
 
-with what serving reads alongside: the active model versions (under the registry's keys), and a
-placement and its running experiment. `read()` fetches what a request needs in one
+with what serving reads alongside: the active model versions (under the registry's keys), a
+placement and its running experiment, and the catalog token (renewed whenever a product changes:
+the products' facts a process remembers are kept under it, personalization.serving.catalog). `read()` fetches what a request needs in one
 `cache.get_many` into a ShopperState, where anything the cache did not hold is None.
 
 It sits beside capture (events and privacy use it) and imports neither, nor any service.
@@ -98,8 +99,13 @@ def view_key(shopper, product_id):
 
 
 def arm_key(experiment_id, shopper):
-    """Where the shopper's arm in the experiment `experiment_id` is remembered (services.experiments)."""
+    """Where the shopper's arm in the experiment `experiment_id` is remembered (experiments.arms)."""
     return _owner_key(f"experiment-arm:{experiment_id}", shopper.user_id, shopper.session_key)
+
+
+def catalog_key():
+    """Where the catalog token lives: renewed when a product (or a model its facts are read through) changes."""
+    return "personalization:catalog-version"
 
 
 def digest(parts):
@@ -125,7 +131,8 @@ class ShopperState:
     slot: object = None  # what the slot held
     placement_slug: str | None = None  # the placement read with the state, if any
     placement: Placement | None = None
-    experiment: object = None  # the placement's cached running experiment (services.experiments)
+    experiment: object = None  # the placement's cached running experiment (experiments.arms)
+    catalog: str | None = None  # the catalog token
 
     def is_opted_out(self):
         """Whether the shopper opted out: the cached answer, else the database's (then cached)."""
@@ -157,6 +164,7 @@ def read(shopper, *, models=(), slot=None, placement_slug=None):
         keys[Experiment.cache_key(placement_slug)] = "experiment"
     if slot is not None:
         keys[slot] = "slot"
+    keys[catalog_key()] = "catalog"
     found = {keys[key]: value for key, value in cache.get_many(list(keys)).items()}
     return ShopperState(
         shopper=shopper,
@@ -168,6 +176,7 @@ def read(shopper, *, models=(), slot=None, placement_slug=None):
         placement_slug=placement_slug,
         placement=found.get("placement"),
         experiment=found.get("experiment"),
+        catalog=found.get("catalog"),
     )
 
 
@@ -215,6 +224,25 @@ def _new_version(shopper):
 
 def _token():
     return uuid.uuid4().hex[:12]
+
+
+# The catalog token ------------------------------------------------------------------------------
+
+
+def catalog_token(cached):
+    """The catalog token: `cached` (as read with the state), else one created now; None when the
+    cache cannot keep one (then nothing about products is remembered)."""
+    if cached is not None:
+        return cached
+    token = _token()
+    if cache.add(catalog_key(), token, VERSION_SECONDS):
+        return token
+    return cache.get(catalog_key())
+
+
+def renew_catalog():
+    """A new catalog token: whatever was remembered of products under the old one is read again."""
+    cache.set(catalog_key(), _token(), VERSION_SECONDS)
 
 
 # The opt-out answer ----------------------------------------------------------------------------

@@ -11,10 +11,12 @@ from celery import Task, shared_task
 from django.core.cache import cache
 from django.db import OperationalError, transaction
 
-from personalization import privacy
+from personalization.capture import privacy
 from personalization.conf import settings
+from personalization.coupons import issuing as coupon_issuing
+from personalization.learning import training
 from personalization.models import ModelKind, ModelVersion
-from personalization.services import coupon_issuing, precompute, training
+from personalization.serving import precompute
 
 logger = logging.getLogger("personalization.tasks")
 

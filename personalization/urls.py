@@ -2,7 +2,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from personalization.dashboard import dashboard
+from personalization.dashboard.views import dashboard
 from personalization.views import PrivacyView, click
 
 app_name = "personalization"

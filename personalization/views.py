@@ -8,8 +8,8 @@ from django.utils.translation import gettext as _
 from django.views import View
 from django.views.decorators.http import require_GET
 
-from personalization import attribution, events, privacy
 from personalization.adapters import get_adapter
+from personalization.capture import attribution, events, privacy
 from personalization.conf import settings
 from personalization.models import EventKind
 from personalization.state import shopper_from

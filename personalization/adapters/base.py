@@ -119,3 +119,10 @@ class StoreAdapter:
     def finish_product(self, draft):
         """The complete ProductInfo of a ProductDraft."""
         return draft.info
+
+    def catalog_models(self):
+        """The models whose saves and deletes change what products() answers (the product model,
+        its categories, its stock records, ...). Products' facts are remembered between requests
+        only for an adapter that names them, and forgotten when one of them changes; () (the
+        default): every request reads the products it shows."""
+        return ()

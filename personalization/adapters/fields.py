@@ -75,6 +75,25 @@ def resolve(model, path, *, attribute_ok=False):
     return FieldPath(model, path, field, many, through)
 
 
+def models_along(model, path):
+    """The models whose rows a path's value is read from: `model`, each related model it passes,
+    and the intermediate model of each many-to-many step (whose rows change without a save of
+    either side). A path that cannot be resolved, or names a method, gives `model` alone."""
+    found, current = [model], model
+    for part in path.split("__"):
+        try:
+            field = current._meta.get_field(part)
+        except FieldDoesNotExist:
+            break
+        if not field.is_relation or field.related_model is None:
+            break
+        if field.many_to_many:  # a ManyToManyField's rel, or the reverse side's ManyToManyRel, holds it
+            found.append((field if hasattr(field, "through") else field.remote_field).through)
+        current = field.related_model
+        found.append(current)
+    return list(dict.fromkeys(model for model in found if model is not None))
+
+
 def read(instance, path):
     """The value of a single-valued path on one instance; foreign keys as ids (no query for the
     last step). A method of the model is called."""

@@ -216,6 +216,14 @@ class ModelAdapter(StoreAdapter):
             rows = rows.annotate(**self._annotations)
         return list(rows.values_list(*names))
 
+    def catalog_models(self):
+        """The product model and every model its product fields are read through."""
+        found = [self.product_model]
+        for path in self.product_fields.values():
+            if path:
+                found += field_paths.models_along(self.product_model, path)
+        return tuple(dict.fromkeys(found))
+
     def _product_key(self, value):
         """The primary key `value` stands for, or None when no product can have it."""
         pk = self.product_model._meta.pk

@@ -48,6 +48,10 @@ class OptOutAdmin(admin.ModelAdmin):
     raw_id_fields = ["user"]
 
 
-from personalization.admin import coupons, placements, training  # noqa: E402,F401  (register their screens)
-from personalization.admin import experiments  # noqa: E402,F401  (A/B experiments on placements)
-from personalization.admin import promotions  # noqa: E402,F401  (personalized promotions)
+from personalization.admin import (  # noqa: E402,F401  (register their screens)
+    coupons,
+    experiments,  # noqa: E402,F401  (A/B experiments on placements)
+    placements,
+    promotions,  # noqa: E402,F401  (personalized promotions)
+    training,
+)

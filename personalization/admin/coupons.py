@@ -7,9 +7,9 @@ from django.db.models.functions import Coalesce
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from personalization.coupons import issuing as coupon_issuing
 from personalization.models import Coupon, CouponAssignment, CouponCampaign
-from personalization.services import coupon_issuing
-from personalization.services.audiences import AudienceUnavailable
+from personalization.serving.audiences import AudienceUnavailable
 
 logger = logging.getLogger("personalization.admin")
 

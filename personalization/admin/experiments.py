@@ -5,11 +5,12 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext, gettext_lazy as _, ngettext
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from personalization.conf import settings as conf
+from personalization.experiments import arms as experiments
 from personalization.models import Experiment, ExperimentArm
-from personalization.services import experiments
 
 
 class ArmFormSet(BaseInlineFormSet):

@@ -16,8 +16,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from personalization import registry
+from personalization.learning import training
 from personalization.models import ModelKind, ModelVersion, TrainingRun
-from personalization.services import training
 
 logger = logging.getLogger("personalization.admin")
 

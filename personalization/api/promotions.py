@@ -13,7 +13,7 @@ from personalization.api.permissions import AnyShopper
 from personalization.api.throttling import SHOPPER_THROTTLES
 from personalization.api.views import ShopperAPIView, documented, errors, shopper_of, validated_query
 from personalization.models import Promotion
-from personalization.services import promotions
+from personalization.promotions import showing as promotions
 
 logger = logging.getLogger("personalization.api")
 

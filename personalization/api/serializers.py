@@ -9,7 +9,7 @@ from rest_framework import serializers
 from personalization.adapters import get_adapter
 from personalization.models import EventKind
 from personalization.models.placements import MAX_LIMIT
-from personalization.services import explanations
+from personalization.serving import explanations
 
 #: The kinds a storefront records through the API; cart changes and purchases come from the store itself.
 API_EVENT_KINDS = (EventKind.VIEW, EventKind.IMPRESSION, EventKind.CLICK)

@@ -18,15 +18,16 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from personalization import attribution, coupons, events, state
+from personalization import coupons, state
 from personalization.adapters import get_adapter
 from personalization.api import exceptions, serializers
 from personalization.api.permissions import AnyShopper, SignedInShopper
 from personalization.api.schema import ShopperSchema
 from personalization.api.throttling import SHOPPER_THROTTLES
+from personalization.capture import attribution, events
+from personalization.coupons import codes as coupon_service
 from personalization.models import EventKind, Placement
-from personalization.services import coupons as coupon_service
-from personalization.services import ranking
+from personalization.serving import ranking
 
 logger = logging.getLogger("personalization.api")
 

@@ -21,8 +21,6 @@ import pandas as pd
 import torch
 
 from personalization.ml.features import history_entries
-from personalization.ml.orders import last_order_ranks, prepare_frame
-from personalization.ml.sequences import SPECIAL_ITEMS, BasketSequences, build_sequences
 from personalization.ml.metrics import (
     METRICS,
     mean_metrics,
@@ -34,6 +32,7 @@ from personalization.ml.metrics import (
     roc_auc,
     shopper_metrics,
 )
+from personalization.ml.orders import last_order_ranks, prepare_frame
 from personalization.ml.recommenders import (
     MODEL_NAMES,
     SERVED_MODEL,
@@ -42,6 +41,7 @@ from personalization.ml.recommenders import (
     NeuralRecommender,
     candidates,
 )
+from personalization.ml.sequences import SPECIAL_ITEMS, BasketSequences, build_sequences
 
 #: What every other model is compared with, shopper by shopper (the field's strongest simple model).
 REFERENCE_MODEL = "tifu_knn"

@@ -2,7 +2,8 @@
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_lazy as _
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 
 class EventKind(models.TextChoices):
@@ -207,7 +208,7 @@ class ModelVersion(models.Model):
 
 
 # Recommendation placements and personalized coupons live in their own modules.
-from personalization.models.placements import *  # noqa: E402,F401,F403
 from personalization.models.coupons import *  # noqa: E402,F401,F403
 from personalization.models.experiments import *  # noqa: E402,F401,F403
+from personalization.models.placements import *  # noqa: E402,F401,F403
 from personalization.models.promotions import *  # noqa: E402,F401,F403

@@ -15,9 +15,10 @@ import logging
 from django import template
 from django.template.loader import select_template
 
-from personalization import events, privacy, state
+from personalization import state
+from personalization.capture import events, privacy
 from personalization.models import EventKind, Placement
-from personalization.services import ranking
+from personalization.serving import ranking
 from personalization.templatetags import coupon_tags, promotion_tags
 
 register = template.Library()

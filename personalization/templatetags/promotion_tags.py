@@ -11,7 +11,7 @@ import logging
 
 from django.template.loader import select_template
 
-from personalization.services import promotions
+from personalization.promotions import showing as promotions
 
 logger = logging.getLogger("personalization.templatetags")
 

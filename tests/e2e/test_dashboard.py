@@ -14,7 +14,7 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from personalization import charts
+from personalization.dashboard import charts
 from personalization.models import (
     Coupon,
     CouponAssignment,

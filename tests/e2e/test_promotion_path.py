@@ -14,7 +14,7 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 
-from personalization import charts
+from personalization.dashboard import charts
 from personalization.models import Event, EventKind, Promotion
 from tests.e2e.conftest import Offline
 from tests.factories import PASSWORD, CategoryFactory, ProductFactory, UserFactory

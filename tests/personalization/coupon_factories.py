@@ -5,8 +5,8 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
+from personalization.coupons.codes import new_code
 from personalization.models import Coupon, CouponCampaign
-from personalization.services.coupons import new_code
 from tests.factories import UserFactory
 
 

@@ -9,11 +9,11 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from personalization import registry
+from personalization.learning.frames import purchase_frame
 from personalization.ml import checkpoint
 from personalization.ml.sequences import build_sequences
 from personalization.ml.train import TrainConfig, train_autoencoder, train_next_basket
 from personalization.models import Event, EventKind, ModelKind
-from personalization.services.frames import purchase_frame
 from tests.factories import CategoryFactory, ProductFactory
 
 SHELVES = {

@@ -4,7 +4,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from personalization.checks import check_settings
-from personalization.conf import DEFAULTS, settings as conf
+from personalization.conf import DEFAULTS
+from personalization.conf import settings as conf
 
 pytestmark = pytest.mark.django_db
 

@@ -3,14 +3,15 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.test import RequestFactory
 from django.template.loader import render_to_string
+from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import translation
 
-from personalization import events
+from personalization.capture import events
+from personalization.coupons import codes as coupons
 from personalization.models import Event, EventKind, Placement
-from personalization.services import coupons, explanations
+from personalization.serving import explanations
 from personalization.templatetags.coupon_tags import personalized_coupon
 from tests.factories import ProductFactory, UserFactory
 from tests.personalization.coupon_factories import CouponCampaignFactory, CouponFactory

@@ -99,7 +99,7 @@ def test_an_event_written_over_a_dropped_database_connection_is_stored_on_a_new_
     import psycopg
     from django.db import connection
 
-    from personalization import events
+    from personalization.capture import events
 
     if connection.vendor != "postgresql":
         message = "needs PostgreSQL (DATABASE_URL=postgres://...) to drop a connection from the server's side"

@@ -4,8 +4,9 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.db import SessionStore
 
-from personalization import privacy, registry, state
+from personalization import registry, state
 from personalization.cache import cache
+from personalization.capture import privacy
 from personalization.models import ModelKind, OptOut, Placement
 
 pytestmark = pytest.mark.django_db
@@ -122,7 +123,7 @@ def test_a_request_becomes_a_shopper_in_one_place(rf, shopper):
 
 
 def test_a_pages_impressions_ask_the_shoppers_opt_out_once(shopper, monkeypatch, django_capture_on_commit_callbacks):
-    from personalization import events
+    from personalization.capture import events
     from personalization.models import Event, EventKind
 
     asked = []

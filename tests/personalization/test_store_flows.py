@@ -70,7 +70,7 @@ def test_the_privacy_page_opts_a_shopper_out_and_erases_their_events(client, dja
 
 
 def break_recording_in_the_receiver(monkeypatch, explode):
-    monkeypatch.setattr("personalization.events.bulk_record", explode)
+    monkeypatch.setattr("personalization.capture.events.bulk_record", explode)
 
 
 def break_writing_to_the_database(monkeypatch, explode):

@@ -10,11 +10,12 @@ from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from personalization import registry, tasks
-from personalization.events import Shopper
+from personalization.capture.events import Shopper
+from personalization.learning import fitting, training
 from personalization.ml import checkpoint
 from personalization.ml.train import TrainConfig, train_autoencoder, train_next_basket
 from personalization.models import Coupon, Event, ModelKind, ModelVersion, Placement, TrainingRun
-from personalization.services import candidates, fitting, precompute, ranking, training
+from personalization.serving import candidates, precompute, ranking
 from tests.personalization.coupon_factories import CouponCampaignFactory, CouponFactory
 from tests.personalization.stores import build_store
 

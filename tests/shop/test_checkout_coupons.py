@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
+from personalization.coupons import codes as coupon_service
 from personalization.models import Coupon, CouponCampaign
-from personalization.services import coupons as coupon_service
 from shop.models import Cart, CartLine, Order, Product
 from tests.factories import ProductFactory, UserFactory
 from tests.personalization.coupon_factories import CouponCampaignFactory, CouponFactory

@@ -1,8 +1,7 @@
 """manage.py personalization_demo_data: demo shoppers with realistic histories over the store's catalog."""
 from django.core.management.base import BaseCommand, CommandError
 
-from personalization import synthetic
-from personalization.services import demo, history
+from personalization.operations import demo, history, synthetic
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from personalization.services import doctor
+from personalization.operations import doctor
 
 
 class Command(BaseCommand):

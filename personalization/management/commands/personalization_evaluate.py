@@ -1,14 +1,10 @@
-import json
 import time
 from pathlib import Path
 
-import pandas as pd
 import torch
 from django.core.management.base import BaseCommand, CommandError
 
-from personalization.ml import evaluate
-
-USED_COLUMNS = {"user_id", "order_id", "product_id", "order_number", "ordered_at", "quantity", "price", "category"}
+from personalization.learning import evaluation as evaluate
 
 
 class Command(BaseCommand):
@@ -60,15 +56,16 @@ class Command(BaseCommand):
                 raise CommandError(f"--threads takes a positive whole number, got {threads}")
             torch.set_num_threads(threads)
         started = time.perf_counter()
-        frame = self.read_csv(csv) if csv else self.read_db()
+        try:
+            frame = evaluate.orders_from_csv(csv) if csv else evaluate.store_orders()
+        except evaluate.UnreadableOrders as exc:
+            raise CommandError(str(exc)) from None
 
         def progress(name, i, n):
             self.stderr.write(f"[{i + 1}/{n}] {name} ... ({time.perf_counter() - started:.0f}s)")
 
         try:
-            results = evaluate.evaluate_all(
-                frame, ks=tuple(k), models=tuple(models), seed=seed, progress=progress, resamples=resamples
-            )
+            results = evaluate.evaluate(frame, ks=k, models=models, seed=seed, progress=progress, resamples=resamples)
         except ValueError as exc:
             raise CommandError(f"{csv or 'the store'}: {exc}") from exc
         attrs = results.attrs
@@ -83,32 +80,11 @@ class Command(BaseCommand):
                 f"bootstrap over shoppers, {resamples} resamples]; an interval above 0 means better"
             )
         if json_out:
-            payload = {"data": attrs, "results": json.loads(results.to_json(orient="records"))}
-            Path(json_out).write_text(json.dumps(payload, indent=2))
+            Path(json_out).write_text(evaluate.as_json(results))
             self.stdout.write(f"Results written to {json_out}")
         if predictions:
             self.write_predictions(frame, predictions, seed)
 
     def write_predictions(self, frame, path, seed):
-        best = evaluate.predictions(frame, n=20, seed=seed)
-        with open(path, "w") as out:
-            for user_id, items in best.items():
-                out.write(json.dumps({"user_id": user_id, "items": items}) + "\n")
-        self.stdout.write(f"Predictions of {evaluate.SERVED_MODEL} for {len(best)} shoppers written to {path}")
-
-    def read_csv(self, path):
-        try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=lambda c: c in USED_COLUMNS)
-        except FileNotFoundError:
-            raise CommandError(f"{path}: no such file") from None
-        except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise CommandError(f"{path}: cannot be read as CSV ({exc})") from None
-        for column in ("quantity", "price"):
-            if column in frame:
-                frame[column] = pd.to_numeric(frame[column], errors="coerce")
-        return frame
-
-    def read_db(self):
-        from personalization.services.frames import purchase_frame
-
-        return purchase_frame()
+        count = evaluate.write_predictions(frame, path, seed=seed)
+        self.stdout.write(f"Predictions of {evaluate.SERVED_MODEL} for {count} shoppers written to {path}")

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from personalization import privacy
+from personalization.capture import privacy
 
 
 class Command(BaseCommand):

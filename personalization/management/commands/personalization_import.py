@@ -4,7 +4,7 @@ import os
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from personalization.services import history
+from personalization.operations import history
 
 
 class Command(BaseCommand):

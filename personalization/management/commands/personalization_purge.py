@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from personalization import privacy
+from personalization.capture import privacy
 from personalization.conf import settings
 
 

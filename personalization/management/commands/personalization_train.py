@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from personalization import registry
+from personalization.learning import training
 from personalization.models import ModelKind
-from personalization.services import training
 
 
 class Command(BaseCommand):

@@ -1,0 +1,1 @@
+"""The Personalization dashboard: its view, its figures and the django-admin-charts rows."""

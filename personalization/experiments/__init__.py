@@ -1,0 +1,1 @@
+"""Experiments: A/B arms of a placement, exposures, outcomes and the winner."""
