@@ -218,11 +218,14 @@ class ModelAdapter(StoreAdapter):
 
     def catalog_models(self):
         """The product model and every model its product fields are read through."""
-        found = [self.product_model]
-        for path in self.product_fields.values():
-            if path:
-                found += field_paths.models_along(self.product_model, path)
-        return tuple(dict.fromkeys(found))
+        found = self.__dict__.get("_catalog_models")
+        if found is None:
+            found = [self.product_model]
+            for path in self.product_fields.values():
+                if path:
+                    found += field_paths.models_along(self.product_model, path)
+            found = self._catalog_models = tuple(dict.fromkeys(found))
+        return found
 
     def _product_key(self, value):
         """The primary key `value` stands for, or None when no product can have it."""
