@@ -142,8 +142,10 @@ def _touch(cart):
     Cart.objects.filter(pk=cart.pk).update(updated_at=timezone.now(), placed_order=None)
 
 
+@transaction.atomic
 def add_product(cart, product, quantity):
-    """Adds `quantity` of `product`; OutOfStock when the cart would hold more than is in stock."""
+    """Adds `quantity` of `product`; OutOfStock when the cart would hold more than is in stock.
+    The line and the cart's change time are saved together (one commit)."""
     line = cart.lines.filter(product=product).first()
     current = line.quantity if line else 0
     check_stock(product, current + quantity)
@@ -157,6 +159,7 @@ def add_product(cart, product, quantity):
     return line
 
 
+@transaction.atomic
 def set_line_quantity(line, quantity):
     """Sets a line's quantity (its product loaded); 0 removes the line. Returns the line, or None if removed."""
     if quantity == 0:
@@ -169,6 +172,7 @@ def set_line_quantity(line, quantity):
     return line
 
 
+@transaction.atomic
 def remove_line(line):
     line.delete()
     _touch(line.cart)

@@ -1,16 +1,16 @@
 """The one place the plugin reads Django internals: the open transaction's on_commit queue.
 
-Events recorded inside a transaction are written when it commits, all of them in one INSERT, and
-a checkout's cart lines are not recorded as taken out of the cart. Both need the events of one
-transaction, at one savepoint level, gathered in one callback: `pending()` answers the batch that
-is still the last callback of the queue at the current savepoint level, or puts a new one there.
+Events recorded inside a transaction are written in it (in savepoints: stored or rolled back with
+it), the version tokens of their shoppers are renewed once when it commits, and a checkout's cart
+lines are not recorded as taken out of the cart. Both need the events of one transaction, at one
+savepoint level, gathered in one callback: `pending()` answers the batch that is still the last
+callback of the queue at the current savepoint level, or puts a new one there.
 
 Why not public API only: Django offers `transaction.on_commit` but no way to tell whether a callback
 registered earlier is still queued at this savepoint level or was dropped by a rollback (there is
 no on_rollback); joining events to a dropped or outer-level batch would lose them or write the
-events of a rolled-back savepoint. One callback per recorded event instead would write a
-transaction's events in as many INSERTs, and a checkout could not drop the cart removals recorded
-before its order. What is read: `connection.run_on_commit` (a list of (savepoint ids, callable,
+events of a rolled-back savepoint. One callback per recorded event instead would renew the tokens
+in as many cache writes, and a checkout could not find the cart removals recorded before its order. What is read: `connection.run_on_commit` (a list of (savepoint ids, callable,
 robust) tuples), `connection.savepoint_ids` (a list, None for an atomic block without one) and
 `connection.in_atomic_block`, as in Django 5.2; tests/personalization/capture/test_commit_batches.py fails
 when any of them changes.
@@ -19,7 +19,7 @@ from django.db import transaction
 
 
 class Batch:
-    """The events of one transaction (one savepoint level), handed to `write` on commit.
+    """The events one transaction (one savepoint level) wrote, handed to `write` on commit.
 
     It lives in Django's on_commit list, so a rollback discards it with everything else the
     transaction scheduled; later events join it while it is still the last callback there."""

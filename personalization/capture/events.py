@@ -1,4 +1,5 @@
-"""Recording shopper events: validated, deduplicated, written when the surrounding transaction commits.
+"""Recording shopper events: validated, deduplicated, written inside the surrounding transaction (stored or
+rolled back with it), or at once outside one.
 
 Receivers and `personalization.track()` come through here. Writing never raises into the host:
 a failed write is logged with the events it could not store.
@@ -96,13 +97,13 @@ class NewEvent:
 
 
 def record(kind, product_id, *, user_id=None, session_key="", **fields):
-    """Records one event on commit. Returns False when it is not recorded (opt-out, switched off,
+    """Records one event (with the surrounding transaction). Returns False when it is not recorded (opt-out, switched off,
     a repeated view); raises InvalidEvent for input that can never be recorded."""
     return bulk_record([NewEvent(kind, product_id, Shopper(user_id, session_key or ""), **fields)]) == 1
 
 
 def bulk_record(new_events):
-    """Records many events in one write on commit; returns how many were accepted."""
+    """Records many events in one write (with the surrounding transaction); returns how many were accepted."""
     if not settings.RECORD_EVENTS:
         return 0
     return _on_a_live_connection(_accept_and_write, new_events)
@@ -127,27 +128,58 @@ def _accept_and_write(new_events):
 
 
 def _write_on_commit(models):
-    """Writes now outside a transaction; inside one, when it commits (commit_batches)."""
-    batch = commit_batches.pending(_write_batch)
+    """Stores the events now. Inside a transaction they are written in a savepoint of it, so they
+    are stored or rolled back with it and cost it no commit of its own; the shoppers' version tokens
+    are renewed when it commits (commit_batches). A checkout's cart removals are not kept."""
+    batch = commit_batches.pending(_committed)
     if batch is None:
         _write(models)
-    else:
-        batch.events.extend(models)
+        return
+    kept = [event for event in models if not _bought(event, batch.checkout_users)]
+    if not kept:
+        return
+    try:
+        with transaction.atomic(savepoint=True):  # a failure leaves the store's transaction usable
+            _insert(kept)
+    except Exception:
+        _log_lost(kept)
+        return
+    batch.events.extend(kept)
 
 
 def note_checkout(user_id):
     """Marks the current transaction as this shopper's checkout: the cart lines it deletes were
-    bought, not taken out, so they are not recorded as cart_remove."""
-    batch = commit_batches.pending(_write_batch)
-    if batch is not None and user_id is not None:
-        batch.checkout_users.add(str(user_id))
+    bought, not taken out, so their cart_remove events are not kept (those recorded before the
+    order are deleted again, in the same transaction)."""
+    batch = commit_batches.pending(_committed)
+    if batch is None or user_id is None:
+        return
+    user = str(user_id)
+    batch.checkout_users.add(user)
+    bought = [event for event in batch.events if _bought(event, batch.checkout_users)]
+    if not bought:
+        return
+    try:
+        with transaction.atomic(savepoint=True):
+            Event.objects.filter(
+                kind=EventKind.CART_REMOVE,
+                user_id=user,
+                product_id__in={event.product_id for event in bought},
+                created_at__in={event.created_at for event in bought},
+            ).delete()
+    except Exception:
+        logger.exception("Could not drop the cart removals of the checkout of user %s", user)
+        return
+    batch.events = [event for event in batch.events if event not in bought]
 
 
-def _write_batch(batch):
-    """A committed transaction's events, but for the cart removals of its checkouts."""
-    events = [e for e in batch.events if not (e.kind == EventKind.CART_REMOVE and e.user_id in batch.checkout_users)]
-    if events:
-        _write(events)
+def _bought(event, checkout_users):
+    return event.kind == EventKind.CART_REMOVE and event.user_id in checkout_users
+
+
+def _committed(batch):
+    """A transaction that wrote events committed: what was cached for their shoppers is stale."""
+    state.renew_versions({(e.user_id, e.session_key) for e in batch.events if e.kind in SHAPING_KINDS})
 
 
 def _first_view_in_window(event):

@@ -95,7 +95,7 @@ def test_nobody_has_no_state_and_no_token(cache_reads):
     found = state.read(state.NOBODY, models=[ModelKind.NEXT_BASKET])
 
     assert found.version_token() == ("", False) and found.is_opted_out() is False
-    assert cache_reads == [[registry.active_key(ModelKind.NEXT_BASKET)]]
+    assert cache_reads == [[registry.active_key(ModelKind.NEXT_BASKET), state.catalog_key()]]
 
 
 def test_each_key_is_the_shoppers_own(shopper):

@@ -1,9 +1,10 @@
-"""Host signals become events: cart deltas, purchases per order line, written on commit."""
+"""Host signals become events: cart deltas, purchases per order line, stored with the store's transaction."""
 from decimal import Decimal
 
 import pytest
 from django.test import override_settings
 
+from personalization import state
 from personalization.models import Event
 from shop.models import CartLine
 from shop.signals import order_placed
@@ -69,14 +70,19 @@ def test_an_anonymous_cart_is_recorded_under_its_session_key(session_cart, make_
     assert (event.user_id, event.session_key) == ("", session_cart.session_key)
 
 
-def test_events_are_written_only_when_the_transaction_commits(user_cart, make_product, django_capture_on_commit_callbacks):
+def test_events_are_written_in_the_stores_transaction_and_renew_the_shopper_when_it_commits(
+    user_cart, make_product, django_capture_on_commit_callbacks
+):
+    shopper = state.Shopper(user_id=user_cart.user_id)
+    token, _ = state.version_token(shopper)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         CartLine.objects.create(cart=user_cart, product=make_product(), quantity=1)
-        assert Event.objects.count() == 0
+        assert Event.objects.count() == 1  # no commit of its own: it commits or rolls back with the cart line
+        assert state.cached_version(shopper) == token
 
     for callback in callbacks:
         callback()
-    assert Event.objects.count() == 1
+    assert Event.objects.count() == 1 and state.cached_version(shopper) != token
 
 
 def test_an_order_placed_records_one_purchase_per_line(shopper, make_product, place_order, django_capture_on_commit_callbacks):
@@ -204,7 +210,7 @@ def test_a_rolled_back_savepoint_drops_only_its_own_events(make_product, shopper
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_transaction_writes_its_events_in_one_insert(make_product, shopper, django_assert_num_queries):
+def test_a_transactions_events_are_written_inside_it_one_insert_per_change(make_product, shopper):
     from django.db import transaction
 
     from shop.models import Cart
@@ -225,9 +231,10 @@ def test_a_transaction_writes_its_events_in_one_insert(make_product, shopper, dj
             for line in lines:
                 line.quantity = 3
                 line.save()
+            assert Event.objects.filter(kind="cart_add", quantity=2).count() == 5  # before the commit
 
-    inserts = [q["sql"] for q in queries.captured_queries if "personalization_event" in q["sql"]]
-    assert len(inserts) == 1
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "personalization_event"')]
+    assert len(inserts) == 5
     assert Event.objects.filter(kind="cart_add", quantity=2).count() == 5
 
 
