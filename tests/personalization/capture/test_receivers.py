@@ -296,3 +296,19 @@ def test_lines_outside_the_cart_line_filter_are_not_the_shoppers_cart(
     assert list(Event.objects.values_list("product_id", flat=True)) == [str(kept.pk)]
     assert [line.product_id for line in get_adapter().cart_lines(user_id=user_cart.user_id)] == [str(kept.pk)]
     assert get_adapter().cart_lines(session_key=session_cart.session_key) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_checkout_drops_the_cart_removals_recorded_before_its_order(make_product, shopper):
+    from django.db import transaction
+
+    from shop.models import Cart, Order
+
+    cart = Cart.objects.create(user=shopper)
+    bought, kept = CartLine.objects.create(cart=cart, product=make_product(), quantity=2), make_product()
+    with transaction.atomic():
+        bought.delete()  # a store that empties the cart before it writes the order
+        Order.objects.create(user=shopper, full_name="Ada", address="1 Main St")
+        CartLine.objects.create(cart=cart, product=kept, quantity=1)
+
+    assert kinds_and_quantities() == [("cart_add", 2), ("cart_add", 1)]
