@@ -137,3 +137,21 @@ def test_after_training_the_api_answers_a_signed_in_shopper(client, catalogue, t
     titles = [item["title"] for item in answer["items"]]
     assert titles and set(titles) <= set(DAIRY + BAKERY)
     assert all(item["url"].startswith("http://testserver/") for item in answer["items"])
+
+
+def test_a_product_whose_stock_record_sells_out_is_not_shown_again(client, catalogue, shoppers):
+    client.force_login(shoppers["dairy"][0])
+    shown = {item["product_id"] for item in recommendations_api(client, "home-for-you")["items"]}
+    assert shown, "nothing recommended: the test proves nothing"
+    product_id = sorted(shown)[0]
+
+    record = catalogue_product(catalogue, product_id).stockrecords.get()
+    record.num_allocated = record.num_in_stock
+    record.save()  # Oscar allocates stock with save(): the plugin forgets what it remembered of the products
+
+    after = {item["product_id"] for item in recommendations_api(client, "home-for-you")["items"]}
+    assert product_id not in after
+
+
+def catalogue_product(catalogue, product_id):
+    return next(product for product in catalogue.values() if str(product.pk) == product_id)
