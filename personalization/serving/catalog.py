@@ -14,10 +14,7 @@ cache is down), every request reads its products live.
 import threading
 import time
 
-from django.conf import settings as django_settings
-from django.urls import get_script_prefix, get_urlconf
-from django.utils import translation
-
+from personalization.adapters import url_context
 from personalization.conf import settings
 
 #: Products remembered per process at most; past it, the memory starts over.
@@ -47,7 +44,7 @@ def product_drafts(adapter, product_ids, token):
     seconds = settings.PRODUCT_FACTS_SECONDS
     if token is None or not seconds or not adapter.catalog_models():
         return adapter.product_drafts(product_ids)
-    entries, context, now = _remembered.under(token), _url_context(), time.monotonic()
+    entries, context, now = _remembered.under(token), url_context(), time.monotonic()  # URLs depend on it
     found, missing = {}, []
     for pid in product_ids:
         entry = entries.get((context, pid))
@@ -66,7 +63,3 @@ def forget():
     """Forgets every remembered product in this process (tests; a catalog token renewal does it for all)."""
     _remembered.under(object())
 
-
-def _url_context():
-    """What a product's URL depends on besides the product: the language, the script prefix, the URLconf."""
-    return translation.get_language(), get_script_prefix(), get_urlconf(), django_settings.ROOT_URLCONF
