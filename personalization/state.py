@@ -12,9 +12,10 @@ What the plugin caches per shopper, and the keys of it, live here and nowhere el
     arms            their arm in each running experiment (experiments.arms; the database keeps it too)
 
 with what serving reads alongside: the active model versions (under the registry's keys), a
-placement and its running experiment, and the catalog token (renewed whenever a product changes:
-the products' facts a process remembers are kept under it, personalization.serving.catalog). `read()` fetches what a request needs in one
-`cache.get_many` into a ShopperState, where anything the cache did not hold is None.
+placement and its running experiment, and the catalog token (renewed whenever a product changes: the
+products' facts a process remembers are kept under it, personalization.serving.catalog). `read()`
+fetches what a request needs in one `cache.get_many` into a ShopperState, where anything the cache
+did not hold is None.
 
 It sits beside capture (events and privacy use it) and imports neither, nor any service.
 """

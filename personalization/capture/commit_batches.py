@@ -7,13 +7,14 @@ savepoint level, gathered in one callback: `pending()` answers the batch that is
 callback of the queue at the current savepoint level, or puts a new one there.
 
 Why not public API only: Django offers `transaction.on_commit` but no way to tell whether a callback
-registered earlier is still queued at this savepoint level or was dropped by a rollback (there is
-no on_rollback); joining events to a dropped or outer-level batch would lose them or write the
-events of a rolled-back savepoint. One callback per recorded event instead would renew the tokens
-in as many cache writes, and a checkout could not find the cart removals recorded before its order. What is read: `connection.run_on_commit` (a list of (savepoint ids, callable,
-robust) tuples), `connection.savepoint_ids` (a list, None for an atomic block without one) and
-`connection.in_atomic_block`, as in Django 5.2; tests/personalization/capture/test_commit_batches.py fails
-when any of them changes.
+registered earlier is still queued at this savepoint level or was dropped by a rollback (there is no
+on_rollback); joining events to a dropped or outer-level batch would renew nobody's token for them,
+or let a checkout delete the cart removals of another savepoint. One callback per recorded event
+instead would renew the tokens in as many cache writes, and a checkout could not find the cart
+removals recorded before its order. What is read: `connection.run_on_commit` (a list of (savepoint
+ids, callable, robust) tuples), `connection.savepoint_ids` (a list, None for an atomic block without
+one) and `connection.in_atomic_block`, as in Django 5.2;
+tests/personalization/capture/test_commit_batches.py fails when any of them changes.
 """
 from django.db import transaction
 

@@ -97,8 +97,8 @@ class NewEvent:
 
 
 def record(kind, product_id, *, user_id=None, session_key="", **fields):
-    """Records one event (with the surrounding transaction). Returns False when it is not recorded (opt-out, switched off,
-    a repeated view); raises InvalidEvent for input that can never be recorded."""
+    """Records one event (with the surrounding transaction). Returns False when it is not recorded
+    (opt-out, switched off, a repeated view); raises InvalidEvent for input that can never be recorded."""
     return bulk_record([NewEvent(kind, product_id, Shopper(user_id, session_key or ""), **fields)]) == 1
 
 

@@ -162,7 +162,8 @@ def connect():
     """Connects the handlers to the signals the configured adapter names."""
     adapter = get_adapter()
     for signal, model in _catalog_signals(adapter):
-        signal.connect(catalog_changed, sender=model, dispatch_uid=f"personalization.catalog_changed.{model._meta.label}")
+        uid = f"personalization.catalog_changed.{model._meta.label}"
+        signal.connect(catalog_changed, sender=model, dispatch_uid=uid)
     if adapter.cart_line_model is not None:
         model = adapter.cart_line_model
         post_init.connect(cart_line_loaded, sender=model, dispatch_uid="personalization.cart_line_loaded")

@@ -48,7 +48,9 @@ def store_orders():
 def evaluate(frame, *, ks, models, seed=0, progress=None, resamples=2000):
     """A DataFrame of each model's metrics (and differences to REFERENCE_MODEL with their intervals);
     raises ValueError when the orders cannot be evaluated (too few shoppers with enough baskets)."""
-    return harness.evaluate_all(frame, ks=tuple(ks), models=tuple(models), seed=seed, progress=progress, resamples=resamples)
+    return harness.evaluate_all(
+        frame, ks=tuple(ks), models=tuple(models), seed=seed, progress=progress, resamples=resamples
+    )
 
 
 def as_table(results):

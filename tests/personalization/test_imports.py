@@ -84,7 +84,10 @@ def test_entry_points_never_import_each_other_except_a_urlconf_its_views():
         for imported in imports
         if entry_point(name) and entry_point(imported) and entry_point(name) != entry_point(imported)
     }
-    urlconf_views = {("personalization.urls", "personalization.views"), ("personalization.urls", "personalization.dashboard.views")}
+    urlconf_views = {
+        ("personalization.urls", "personalization.views"),
+        ("personalization.urls", "personalization.dashboard.views"),
+    }
 
     assert crossing - urlconf_views == set()
 
