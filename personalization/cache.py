@@ -6,6 +6,7 @@ be computed again), so with the cache down each call answers as for a missing ke
 does the work the cache would have spared: `get` gives the default, `get_many` nothing, `add` True,
 writes and deletes do nothing. The failure is logged, at most once a minute per process.
 """
+import collections
 import logging
 import threading
 import time
@@ -63,3 +64,28 @@ class ForgivingCache:
 
 
 cache = ForgivingCache()
+
+
+class ProcessMemo:
+    """What one process keeps between requests, beside the shared cache: a bounded map that forgets
+    the least recently used entry first; safe across threads."""
+
+    def __init__(self, size):
+        self.size, self._entries, self._lock = size, collections.OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key, value):
+        with self._lock:
+            self._entries[key] = value
+            if len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def clear(self):
+        with self._lock:
+            self._entries.clear()

@@ -1,7 +1,6 @@
 """ModelAdapter: a store whose products, cart lines and order lines are Django models named in the
 `PERSONALIZATION` settings. Every field path goes through `fields.resolve`, as the checks do."""
 import collections
-import threading
 from dataclasses import replace
 
 from django.apps import apps
@@ -15,6 +14,7 @@ from django.utils import translation
 
 from personalization.adapters import fields as field_paths
 from personalization.adapters.base import CartLineInfo, OrderLineInfo, ProductDraft, ProductInfo, StoreAdapter
+from personalization.cache import ProcessMemo
 from personalization.conf import settings
 
 #: The ProductInfo fields a ModelAdapter reads from the product.
@@ -335,7 +335,7 @@ class ModelAdapter(StoreAdapter):
                 names.append(name)
             at[("column", name)] = names.index(name)
         self._annotations = annotations
-        self._instance_memo = _Memo(INSTANCE_MEMO_SIZE)
+        self._instance_memo = ProcessMemo(INSTANCE_MEMO_SIZE)
         self._plan = (names, at, attnames, tuple(instance_keys))
         return self._plan
 
@@ -344,23 +344,3 @@ def url_context():
     """What reverse() answers depends on besides its arguments: the language, the script prefix and
     the URLconf (the request's or the project's)."""
     return translation.get_language(), get_script_prefix(), get_urlconf(), django_settings.ROOT_URLCONF
-
-
-class _Memo:
-    """A bounded map that forgets the least recently used entry first; safe across threads."""
-
-    def __init__(self, size):
-        self.size, self._entries, self._lock = size, collections.OrderedDict(), threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            value = self._entries.get(key)
-            if value is not None:
-                self._entries.move_to_end(key)
-            return value
-
-    def put(self, key, value):
-        with self._lock:
-            self._entries[key] = value
-            if len(self._entries) > self.size:
-                self._entries.popitem(last=False)

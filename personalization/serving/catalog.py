@@ -5,37 +5,23 @@ process while the catalog stands still.
 
 The facts (title, price, stock, active, categories, URL) are kept under the catalog token
 (personalization.state), which a save or delete of any model the adapter names in catalog_models()
-renews when its transaction commits (capture.receivers.catalog_changed). Every request reads the
+renews at once and when its transaction commits (capture.receivers.catalog_changed). Every request reads the
 token with the shopper's state, so a product that sells out through a saved stock record is not
 shown again by any process. Changes that send no signal (QuerySet.update(), raw SQL) are seen
 within PRODUCT_FACTS_SECONDS; with 0, or an adapter that names no catalog models, or no token (the
 cache is down), every request reads its products live.
 """
-import threading
 import time
 
 from personalization.adapters import url_context
+from personalization.cache import ProcessMemo
 from personalization.conf import settings
 
-#: Products remembered per process at most; past it, the memory starts over.
-MAX_PRODUCTS = 50_000
+#: Products remembered per process at most, the least recently used forgotten first (each entry
+#: holds the product's row: about a kilobyte with a short description, so about 20 MB).
+MAX_PRODUCTS = 20_000
 
-
-class _Remembered:
-    """{(url context, product id): (read at, ProductDraft)} under one catalog token."""
-
-    def __init__(self):
-        self.token, self.entries, self.lock = None, {}, threading.Lock()
-
-    def under(self, token):
-        """The entries kept under `token` (a new token forgets the others)."""
-        with self.lock:
-            if token != self.token or len(self.entries) > MAX_PRODUCTS:
-                self.token, self.entries = token, {}
-            return self.entries
-
-
-_remembered = _Remembered()
+_remembered = ProcessMemo(MAX_PRODUCTS)
 
 
 def product_drafts(adapter, product_ids, token):
@@ -44,22 +30,22 @@ def product_drafts(adapter, product_ids, token):
     seconds = settings.PRODUCT_FACTS_SECONDS
     if token is None or not seconds or not adapter.catalog_models():
         return adapter.product_drafts(product_ids)
-    entries, context, now = _remembered.under(token), url_context(), time.monotonic()  # URLs depend on it
+    context, now = url_context(), time.monotonic()  # a product's URL depends on the context
     found, missing = {}, []
     for pid in product_ids:
-        entry = entries.get((context, pid))
+        entry = _remembered.get((token, context, pid))
         if entry is not None and now - entry[0] < seconds:
             found[pid] = entry[1]
         else:
             missing.append(pid)
     if missing:
         fresh = adapter.product_drafts(missing)
-        entries.update({(context, pid): (now, draft) for pid, draft in fresh.items()})
+        for pid, draft in fresh.items():
+            _remembered.put((token, context, pid), (now, draft))
         found.update(fresh)
     return found
 
 
 def forget():
-    """Forgets every remembered product in this process (tests; a catalog token renewal does it for all)."""
-    _remembered.under(object())
-
+    """Forgets every remembered product in this process (tests; a new catalog token makes the others unreachable)."""
+    _remembered.clear()
