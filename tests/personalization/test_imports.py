@@ -102,3 +102,17 @@ def test_entry_points_reach_the_models_through_learning_and_serving_only():
     }
 
     assert direct == set()
+
+
+def test_capture_imports_nothing_downstream_but_its_receivers():
+    graph = module_imports()
+    downstream = ("learning", "serving", "coupons", "promotions", "experiments", "dashboard", "operations")
+    reaching = {
+        (name, imported)
+        for name, imports in graph.items()
+        if name.startswith("personalization.capture.") and name != "personalization.capture.receivers"
+        for imported in imports
+        if imported.removeprefix("personalization.").split(".")[0] in downstream
+    }
+
+    assert reaching == set()
