@@ -2,7 +2,7 @@
 import pytest
 
 from personalization import state
-from personalization.adapters import get_adapter
+from personalization.adapters import ModelAdapter, get_adapter
 from personalization.adapters.fields import models_along
 from personalization.serving import catalog
 from shop.models import Category, Order, Product
@@ -92,3 +92,15 @@ def test_the_catalog_models_are_the_product_and_what_its_fields_pass_through():
     assert get_adapter().catalog_models() == (Product, Category)
     assert models_along(Product, "category__name") == [Product, Category]
     assert models_along(Product, "get_absolute_url") == [Product]
+
+
+def test_an_adapter_that_names_no_catalog_models_is_read_every_time(make_product, django_assert_num_queries):
+    class Unwatched(ModelAdapter):
+        def catalog_models(self):
+            return ()
+
+    adapter, apple = Unwatched(), make_product()
+    catalog.product_drafts(adapter, {str(apple.pk)}, token())
+
+    with django_assert_num_queries(1):
+        catalog.product_drafts(adapter, {str(apple.pk)}, token())
