@@ -24,6 +24,9 @@ class FieldPath:
     field: object  # the last field; None when the path names a method or property of the model
     many: bool  # it passes a reverse foreign key or a many-to-many relation: many values per row
     through: str = ""  # the first many-valued step, for messages
+    # The models whose rows its value is read from: `model`, each related model it passes and the
+    # intermediate model of each many-to-many step (whose rows change without a save of either side).
+    models: tuple = ()
 
     @property
     def attribute(self):
@@ -44,9 +47,9 @@ def resolve(model, path, *, attribute_ok=False):
     """The FieldPath of `path` on `model`, or FieldPathError saying which step is wrong and how to
     fix it. `attribute_ok`: a bare name may be a method or property of the model (a URL)."""
     if path == "pk":
-        return FieldPath(model, path, model._meta.pk, False)
+        return FieldPath(model, path, model._meta.pk, False, models=(model,))
     parts = path.split("__")
-    current, field, many, through = model, None, False, ""
+    current, field, many, through, passed = model, None, False, "", [model]
     for n, part in enumerate(parts):
         if current is None:
             raise FieldPathError(
@@ -57,7 +60,7 @@ def resolve(model, path, *, attribute_ok=False):
             field = current._meta.get_field(part)
         except FieldDoesNotExist:
             if attribute_ok and len(parts) == 1 and hasattr(current, part):
-                return FieldPath(model, path, None, False)
+                return FieldPath(model, path, None, False, models=(model,))
             prefix = "".join(f"{step}__" for step in parts[:n])
             raise FieldPathError(
                 f"{path!r}: {_label(current)} has no field {part!r}",
@@ -71,27 +74,12 @@ def resolve(model, path, *, attribute_ok=False):
             )
         if field.one_to_many or field.many_to_many:
             many, through = True, through or "__".join(parts[: n + 1])
-        current = field.related_model if field.is_relation else None
-    return FieldPath(model, path, field, many, through)
-
-
-def models_along(model, path):
-    """The models whose rows a path's value is read from: `model`, each related model it passes,
-    and the intermediate model of each many-to-many step (whose rows change without a save of
-    either side). A path that cannot be resolved, or names a method, gives `model` alone."""
-    found, current = [model], model
-    for part in path.split("__"):
-        try:
-            field = current._meta.get_field(part)
-        except FieldDoesNotExist:
-            break
-        if not field.is_relation or field.related_model is None:
-            break
         if field.many_to_many:  # a ManyToManyField's rel, or the reverse side's ManyToManyRel, holds it
-            found.append((field if hasattr(field, "through") else field.remote_field).through)
-        current = field.related_model
-        found.append(current)
-    return list(dict.fromkeys(model for model in found if model is not None))
+            passed.append((field if hasattr(field, "through") else field.remote_field).through)
+        current = field.related_model if field.is_relation else None
+        if current is not None:
+            passed.append(current)
+    return FieldPath(model, path, field, many, through, models=tuple(dict.fromkeys(passed)))
 
 
 def read(instance, path):

@@ -21,6 +21,8 @@ from personalization.conf import settings
 PRODUCT_KEYS = ("title", "category", "price", "stock", "active", "url")
 #: How a product value behind a many-valued relation is reduced to one, in the database.
 #: "category" keeps every name too (ProductInfo.categories); its primary is the first by name.
+#: Product fields that may name a method or property of the product (a URL, a title from str()).
+ATTRIBUTE_KEYS = ("title", "url")
 MANY_VALUED = {"price": Min, "stock": Sum, "stock_allocated": Sum, "category": None}
 #: Product rows whose instance-only values (URLs) a ModelAdapter remembers, per process (each entry
 #: holds the row: about a kilobyte with a short description).
@@ -221,9 +223,13 @@ class ModelAdapter(StoreAdapter):
         found = self.__dict__.get("_catalog_models")
         if found is None:
             found = [self.product_model]
-            for path in self.product_fields.values():
-                if path:
-                    found += field_paths.models_along(self.product_model, path)
+            for key, path in self.product_fields.items():
+                if not path:
+                    continue
+                try:
+                    found += field_paths.resolve(self.product_model, path, attribute_ok=key in ATTRIBUTE_KEYS).models
+                except field_paths.FieldPathError:  # `manage.py check` reports it; the product model is watched
+                    continue
             found = self._catalog_models = tuple(dict.fromkeys(found))
         return found
 
@@ -306,7 +312,7 @@ class ModelAdapter(StoreAdapter):
             if not path:
                 continue
             try:
-                found = field_paths.resolve(self.product_model, path, attribute_ok=key in ("title", "url"))
+                found = field_paths.resolve(self.product_model, path, attribute_ok=key in ATTRIBUTE_KEYS)
             except field_paths.FieldPathError as exc:
                 raise ImproperlyConfigured(f"PERSONALIZATION['PRODUCT_FIELDS'][{key!r}]: {exc} {exc.hint}") from exc
             if found.attribute:  # a method or property of the product

@@ -3,7 +3,7 @@ import pytest
 
 from personalization import state
 from personalization.adapters import ModelAdapter, get_adapter
-from personalization.adapters.fields import models_along
+from personalization.adapters.fields import resolve
 from personalization.serving import catalog
 from shop.models import Category, Order, Product
 from shop.signals import order_placed
@@ -90,8 +90,8 @@ def test_without_a_token_every_read_is_live(make_product, django_assert_num_quer
 
 def test_the_catalog_models_are_the_product_and_what_its_fields_pass_through():
     assert get_adapter().catalog_models() == (Product, Category)
-    assert models_along(Product, "category__name") == [Product, Category]
-    assert models_along(Product, "get_absolute_url") == [Product]
+    assert resolve(Product, "category__name").models == (Product, Category)
+    assert resolve(Product, "get_absolute_url", attribute_ok=True).models == (Product,)
 
 
 def test_an_adapter_that_names_no_catalog_models_is_read_every_time(make_product, django_assert_num_queries):
