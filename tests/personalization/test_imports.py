@@ -76,14 +76,16 @@ def entry_point(name):
     return next((point for point in ENTRY_POINTS if inside == point or inside.startswith(point + ".")), None)
 
 
+def imports_where(keep):
+    """{(module, a module it imports)} of the package for which keep(module, imported) holds."""
+    return {(name, imported) for name, imports in module_imports().items() for imported in imports if keep(name, imported)}
+
+
 def test_entry_points_never_import_each_other_except_a_urlconf_its_views():
-    graph = module_imports()
-    crossing = {
-        (name, imported)
-        for name, imports in graph.items()
-        for imported in imports
-        if entry_point(name) and entry_point(imported) and entry_point(name) != entry_point(imported)
-    }
+    def crosses(name, imported):
+        return entry_point(name) and entry_point(imported) and entry_point(name) != entry_point(imported)
+
+    crossing = imports_where(crosses)
     urlconf_views = {
         ("personalization.urls", "personalization.views"),
         ("personalization.urls", "personalization.dashboard.views"),
@@ -93,26 +95,18 @@ def test_entry_points_never_import_each_other_except_a_urlconf_its_views():
 
 
 def test_entry_points_reach_the_models_through_learning_and_serving_only():
-    graph = module_imports()
-    direct = {
-        (name, imported)
-        for name, imports in graph.items()
-        for imported in imports
-        if entry_point(name) and imported.startswith("personalization.ml")
-    }
+    direct = imports_where(lambda name, imported: entry_point(name) and imported.startswith("personalization.ml"))
 
     assert direct == set()
 
 
 def test_capture_imports_nothing_downstream_but_its_receivers():
-    graph = module_imports()
     downstream = ("learning", "serving", "coupons", "promotions", "experiments", "dashboard", "operations")
-    reaching = {
-        (name, imported)
-        for name, imports in graph.items()
-        if name.startswith("personalization.capture.") and name != "personalization.capture.receivers"
-        for imported in imports
-        if imported.removeprefix("personalization.").split(".")[0] in downstream
-    }
+
+    def reaches_downstream(name, imported):
+        capture = name.startswith("personalization.capture.") and name != "personalization.capture.receivers"
+        return capture and imported.removeprefix("personalization.").split(".")[0] in downstream
+
+    reaching = imports_where(reaches_downstream)
 
     assert reaching == set()
