@@ -123,11 +123,11 @@ def _accept_and_write(new_events):
         accepted.append(event.counted_once().to_model())
     if accepted:
         attribution.attribute(accepted)
-        _write_on_commit(accepted)
+        _store(accepted)
     return len(accepted)
 
 
-def _write_on_commit(models):
+def _store(models):
     """Stores the events now. Inside a transaction they are written in a savepoint of it, so they
     are stored or rolled back with it and cost it no commit of its own; the shoppers' version tokens
     are renewed when it commits (commit_batches). A checkout's cart removals are not kept."""
@@ -179,7 +179,7 @@ def _bought(event, checkout_users):
 
 def _committed(batch):
     """A transaction that wrote events committed: what was cached for their shoppers is stale."""
-    state.renew_versions({(e.user_id, e.session_key) for e in batch.events if e.kind in SHAPING_KINDS})
+    _renew_shoppers(batch.events)
 
 
 def _first_view_in_window(event):
@@ -196,6 +196,11 @@ def _write(events):
     except Exception:
         _log_lost(events)
         return
+    _renew_shoppers(events)
+
+
+def _renew_shoppers(events):
+    """What was cached for the shoppers of stored events that shape recommendations is stale now."""
     state.renew_versions({(e.user_id, e.session_key) for e in events if e.kind in SHAPING_KINDS})
 
 
