@@ -154,15 +154,18 @@ def catalog_changed(sender, **kwargs):
 
 
 def _catalog_signals(adapter):
-    """(signal, sender) of every change to the adapter's catalog models."""
-    return [(signal, model) for model in adapter.catalog_models() for signal in (post_save, post_delete, m2m_changed)]
+    """(signal, sender, dispatch uid) of every change to the adapter's catalog models."""
+    return [
+        (signal, model, f"personalization.catalog_changed.{model._meta.label}")
+        for model in adapter.catalog_models()
+        for signal in (post_save, post_delete, m2m_changed)
+    ]
 
 
 def connect():
     """Connects the handlers to the signals the configured adapter names."""
     adapter = get_adapter()
-    for signal, model in _catalog_signals(adapter):
-        uid = f"personalization.catalog_changed.{model._meta.label}"
+    for signal, model, uid in _catalog_signals(adapter):
         signal.connect(catalog_changed, sender=model, dispatch_uid=uid)
     if adapter.cart_line_model is not None:
         model = adapter.cart_line_model
@@ -183,8 +186,8 @@ def connect():
 def disconnect():
     """Undoes connect(); used by benchmarks to measure the receivers' cost."""
     adapter = get_adapter()
-    for signal, model in _catalog_signals(adapter):
-        signal.disconnect(sender=model, dispatch_uid=f"personalization.catalog_changed.{model._meta.label}")
+    for signal, model, uid in _catalog_signals(adapter):
+        signal.disconnect(sender=model, dispatch_uid=uid)
     if adapter.cart_line_model is not None:
         model = adapter.cart_line_model
         post_init.disconnect(sender=model, dispatch_uid="personalization.cart_line_loaded")
